@@ -1,0 +1,33 @@
+# Two commands: `make run` brings the stack up, `make test` runs the whole suite.
+# Both set themselves up (.venv, pip installs, the demo model).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_MODEL := .cache/models/tiny-sd15
+
+.PHONY: run test lint install demo-model bench
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[worker,flower,run,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo-model: install
+	$(PY) -m workers.tiny_models --out $(DEMO_MODEL)
+
+run: demo-model
+	$(PY) -m scripts.run_stack
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+bench: demo-model
+	$(PY) -m bench.overhead

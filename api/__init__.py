@@ -1,0 +1,37 @@
+"""The Flask API.  It never imports torch: jobs reach workers by task name only."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask
+
+from api import jobs, legacy, status
+from api.errors import register_error_handlers
+from api.producer import make_producer
+from api.services import Services
+from config import Settings
+from jobs.records import JobRecords
+from modes import load_modes
+from storage import open_store
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    client = redis.Redis.from_url(settings.redis_url)
+    app.extensions["dreamlab"] = Services(
+        settings=settings,
+        redis=client,
+        records=JobRecords(client, settings.job_ttl),
+        store=open_store(settings.store_url),
+        modes=load_modes(settings.modes_file),
+        producer=make_producer(),
+    )
+    register_error_handlers(app)
+    for blueprint in (jobs.bp, legacy.bp, status.bp):
+        app.register_blueprint(blueprint)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

@@ -1,0 +1,48 @@
+"""JSON errors: ``{"error": {"message": ..., "field": ...}}`` for every failure."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_body(message: str, field: str | None = None) -> dict:
+    error = {"message": message}
+    if field:
+        error["field"] = field
+    return {"error": error}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return jsonify(error_body(exc.message, exc.field)), exc.status, exc.headers
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return jsonify(error_body(exc.description or exc.name)), exc.code, headers
+
+    @app.errorhandler(redis.RedisError)
+    def redis_down(exc: redis.RedisError):
+        log.error("Redis error: %s", exc)
+        return jsonify(error_body(f"Redis is unavailable ({exc}); check that Redis at REDIS_URL is up")), 503
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return jsonify(error_body("internal error; the API log has the details")), 500

@@ -1,0 +1,63 @@
+"""The job API: submit, poll, fetch the result."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from api.errors import ApiError
+from api.services import services
+from api.validation import parse_generation
+from api.views import public_job
+from jobs.records import SUCCEEDED
+from storage import ObjectNotFound
+
+bp = Blueprint("jobs", __name__)
+
+
+def load_record(job_id: str) -> dict:
+    """The job's record, or a 404 (also for IDs that are not UUIDs)."""
+    if not _is_uuid(job_id):
+        raise ApiError(404, f"no job {job_id!r}: job IDs are UUIDs returned by POST /api/jobs")
+    record = services().records.get(job_id)
+    if record is None:
+        raise ApiError(404, f"no job {job_id!r}; it never existed or its record expired (JOB_TTL)")
+    return record
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+def result_png(record: dict) -> bytes:
+    """The stored image of a succeeded job, or a 410 when the store no longer has it."""
+    try:
+        return services().store.get(record["result"]["key"])
+    except ObjectNotFound:
+        raise ApiError(410, f"the result of job {record['id']} is no longer in the object store") from None
+
+
+@bp.post("/api/jobs")
+def submit_job():
+    svc = services()
+    mode, params = parse_generation(request.get_json(silent=True), svc.modes)
+    record = svc.submit_generation(mode, params)
+    location = url_for("jobs.get_job", job_id=record["id"])
+    return jsonify(public_job(record)), 202, {"Location": location}
+
+
+@bp.get("/api/jobs/<job_id>")
+def get_job(job_id: str):
+    return jsonify(public_job(load_record(job_id)))
+
+
+@bp.get("/api/jobs/<job_id>/result")
+def job_result(job_id: str):
+    record = load_record(job_id)
+    if record["status"] != SUCCEEDED:
+        raise ApiError(409, f"job {job_id} is {record['status']}, not succeeded; poll GET /api/jobs/{job_id}")
+    return Response(result_png(record), mimetype="image/png")

@@ -1,0 +1,79 @@
+"""Fleet status: modes, workers, queue depths, health, and the OpenAPI spec."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, jsonify
+
+from api.services import Services, services
+from jobs.keys import WORKERS_PATTERN
+
+bp = Blueprint("status", __name__)
+SPEC = Path(__file__).with_name("openapi.yaml")
+
+
+def live_workers(svc: Services) -> list[dict[str, Any]]:
+    """Heartbeats of live workers; a dead worker's key expires within seconds."""
+    keys = sorted(svc.redis.scan_iter(match=WORKERS_PATTERN, count=500))
+    pipe = svc.redis.pipeline()
+    for key in keys:
+        pipe.hgetall(key)
+    workers = []
+    for raw in pipe.execute():
+        if not raw:
+            continue
+        beat = {k.decode(): v.decode() for k, v in raw.items()}
+        beat["queues"] = json.loads(beat.get("queues", "[]"))
+        beat["pid"] = int(beat.get("pid", 0))
+        beat["age_seconds"] = round(time.time() - float(beat.pop("updated_at", 0)), 2)
+        workers.append(beat)
+    return workers
+
+
+@bp.get("/api/modes")
+def list_modes():
+    svc = services()
+    current = sorted({w["mode"] for w in live_workers(svc) if w["mode"]})
+    return jsonify(
+        {
+            "default_mode": svc.modes.default_mode,
+            "current_modes": current,
+            "modes": [mode.describe() for mode in svc.modes.modes.values()],
+        }
+    )
+
+
+@bp.get("/api/models/status")
+def models_status():
+    svc = services()
+    workers = live_workers(svc)
+    queues = svc.queues()
+    depths = svc.queue_depths()
+    return jsonify(
+        {
+            "current_modes": sorted({w["mode"] for w in workers if w["mode"]}),
+            "queues": {name: {"queue": queues[name], "waiting": depths[name]} for name in queues},
+            "waiting_total": sum(depths.values()),
+            "queue_max": svc.settings.queue_max,
+            "workers": workers,
+        }
+    )
+
+
+@bp.get("/healthz")
+def healthz():
+    try:
+        services().redis.ping()
+    except redis.RedisError as exc:
+        return jsonify({"status": "unavailable", "redis": str(exc)}), 503
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/api/openapi.yaml")
+def openapi_spec():
+    return Response(SPEC.read_text(), mimetype="application/yaml")

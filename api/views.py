@@ -1,0 +1,24 @@
+"""Turn a job record into the JSON a client sees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+
+from jobs.records import FAILED, SUCCEEDED
+
+_PASSTHROUGH = ("id", "kind", "status", "mode", "params", "created_at", "started_at", "finished_at", "attempts")
+
+
+def public_job(record: dict[str, Any]) -> dict[str, Any]:
+    view = {k: record[k] for k in _PASSTHROUGH if k in record}
+    if record.get("progress"):
+        view["progress"] = record["progress"]
+    if record["status"] == SUCCEEDED:
+        result = {k: v for k, v in record["result"].items() if k != "key"}
+        result["url"] = url_for("jobs.job_result", job_id=record["id"])
+        view["result"] = result
+    elif record["status"] == FAILED:
+        view["error"] = record["error"]
+    return view

@@ -1,0 +1,30 @@
+"""Celery settings, one place.  Shared by the workers and the API's producer-only client."""
+
+from config import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.redis_url
+broker_connection_retry_on_startup = True
+broker_transport_options = {
+    # A job's worker keeps its message invisible while it lives (tasks/lease.py),
+    # so this only bounds how long a dead worker's job waits before redelivery.
+    "visibility_timeout": _settings.visibility_timeout,
+    # Scan for unacked messages of dead workers every 2 s instead of kombu's ~100 s.
+    "unacked_restore_interval": 2,
+    "unacked_restore_throttle": 1,
+}
+
+# Job state lives in our own Redis records (jobs/records.py), never in a result backend.
+result_backend = None
+task_ignore_result = True
+
+task_serializer = "json"
+accept_content = ["json"]
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+worker_hijack_root_logger = False
+worker_send_task_events = True
+task_send_sent_event = True

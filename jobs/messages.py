@@ -1,0 +1,47 @@
+"""The typed message a generation job carries from the API to a worker.
+
+The API resolves the mode fully (model path, scheduler, defaults applied), so a
+worker needs the model files but not the API's modes.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ResolvedMode:
+    name: str
+    model_path: str
+    scheduler: str
+    backend: str
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenerateJob:
+    job_id: str
+    mode: ResolvedMode
+    params: GenerateParams
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerateJob:
+        return cls(
+            job_id=data["job_id"],
+            mode=ResolvedMode(**data["mode"]),
+            params=GenerateParams(**data["params"]),
+        )

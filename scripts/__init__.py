@@ -1,0 +1,1 @@
+"""Launchers for local runs (`make run`); not part of the installed package."""

@@ -1,0 +1,6 @@
+"""The workers' Celery app, configured from celeryconfig.py."""
+
+from celery import Celery
+
+app = Celery("dreamlab", include=["tasks.generate"])
+app.config_from_object("celeryconfig")

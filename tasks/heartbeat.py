@@ -1,0 +1,63 @@
+"""Worker heartbeats in Redis: what each live worker serves and does, for the API to read."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+from jobs.keys import worker_key
+from tasks.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 2.0
+TTL = 10  # a dead worker drops out of /api/models/status within this many seconds
+
+
+class Heartbeat:
+    def __init__(self, runner: JobRunner, name: str, queues: list[str]) -> None:
+        self._runner = runner
+        self._name = name
+        self._queues = queues
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._runner.redis.delete(worker_key(self._name))
+
+    def beat(self) -> None:
+        job = self._runner.current_job
+        state = {
+            "name": self._name,
+            "backend": self._runner.backend.name,
+            "serves": self._runner.backend.serves,
+            "mode": self._runner.backend.loaded_mode or "",
+            "state": "busy" if job else "idle",
+            "job": job or "",
+            "queues": json.dumps(self._queues),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "updated_at": time.time(),
+        }
+        pipe = self._runner.redis.pipeline()
+        pipe.hset(worker_key(self._name), mapping=state)
+        pipe.expire(worker_key(self._name), TTL)
+        pipe.execute()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.beat()
+            except Exception as exc:
+                log.warning("heartbeat of %s failed: %s", self._name, exc)
+            if self._stop.wait(INTERVAL):
+                return

@@ -1,0 +1,61 @@
+"""Start a worker for this machine's backend: ``python -m tasks.worker [celery options]``.
+
+It consumes the generation queue of every mode in modes.yaml that its backend
+can run, with the solo pool (one process per device; it never forks after
+touching CUDA), late ack and prefetch 1 (celeryconfig.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from celery import signals
+
+from config import Settings
+from jobs.keys import generation_queue
+from modes import ModesError, load_modes
+from tasks.celery_app import app
+from tasks.context import get_runner
+from tasks.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+
+def queues_for(serves: str, settings: Settings) -> list[str]:
+    try:
+        config = load_modes(settings.modes_file)
+    except ModesError as exc:
+        raise SystemExit(f"worker cannot start: {exc}") from None
+    queues = [generation_queue(serves, m.name) for m in config.modes.values() if m.backend == serves]
+    if not queues:
+        raise SystemExit(f"worker cannot start: no mode in {settings.modes_file} has backend {serves!r}")
+    return queues
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    runner = get_runner()
+    queues = queues_for(runner.backend.serves, settings)
+    name = f"{runner.backend.name}-{os.getpid()}@%h"
+    heartbeats: list[Heartbeat] = []
+
+    @signals.worker_ready.connect(weak=False)
+    def start_heartbeat(sender, **_):
+        heartbeat = Heartbeat(runner, sender.hostname, queues)
+        heartbeat.start()
+        heartbeats.append(heartbeat)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def stop_heartbeat(**_):
+        for heartbeat in heartbeats:
+            heartbeat.stop()
+
+    log.info("worker %s consumes %s", name, ", ".join(queues))
+    app.worker_main(["worker", "--pool=solo", "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *argv])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

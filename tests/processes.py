@@ -1,0 +1,170 @@
+"""Real processes for end-to-end tests: redis-server, Celery workers, the API under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import requests
+
+from jobs.keys import WORKERS_PATTERN
+from scripts.redis_binary import find_redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class RedisServer:
+    url: str
+    process: subprocess.Popen
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_redis(workdir: Path) -> RedisServer:
+    port, password = free_port(), secrets.token_hex(8)
+    workdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            find_redis_server(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--requirepass",
+            password,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    server = RedisServer(f"redis://:{password}@127.0.0.1:{port}/0", process)
+
+    def ready() -> bool:
+        try:
+            return server.client().ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_for(ready, 10, "redis-server to answer PING")
+    return server
+
+
+@dataclass
+class Stack:
+    """Environment shared by the processes of one test deployment."""
+
+    env: dict[str, str]
+    logs: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        log = open(self.logs / f"{name}-{len(self.processes)}.log", "wb")
+        env = {**self.env, **(extra_env or {})}
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process.log_path = Path(log.name)
+        self.processes.append(process)
+        return process
+
+    def start_worker(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        process = self._spawn("worker", [sys.executable, "-m", "tasks.worker"], extra_env)
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+
+        def registered() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{process.log_path.read_text()[-3000:]}")
+            return any(client.hget(k, "pid") == str(process.pid).encode() for k in client.scan_iter(WORKERS_PATTERN))
+
+        wait_for(registered, 90, "the worker's heartbeat")
+        return process
+
+    def start_api(self, extra_env: dict[str, str] | None = None) -> str:
+        port = free_port()
+        process = self._spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-k",
+                "gthread",
+                "--threads",
+                "16",
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{port}",
+                "api:create_app()",
+            ],
+            extra_env,
+        )
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"API exited early:\n{process.log_path.read_text()[-3000:]}")
+            try:
+                return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_for(healthy, 30, "the API's /healthz")
+        return base
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def stack_env(redis_url: str, modes_file: Path, store: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "QUEUE_", "VISIBILITY_", "LEASE_"))}
+    env.update(
+        REDIS_URL=redis_url,
+        MODES_FILE=str(modes_file),
+        STORE_URL=str(store),
+        PYTHONUNBUFFERED="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    env.update(overrides)
+    return env

@@ -1,0 +1,53 @@
+"""LocalStore: atomic writes, keys confined to the root."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from storage import LocalStore, ObjectNotFound, open_store
+
+
+def test_put_get_exists_delete_url(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put("jobs/a.png", b"\x89PNG data", "image/png")
+    assert store.exists("jobs/a.png")
+    assert store.get("jobs/a.png") == b"\x89PNG data"
+    assert store.url("jobs/a.png") == (tmp_path / "jobs" / "a.png").as_uri()
+    store.delete("jobs/a.png")
+    assert not store.exists("jobs/a.png")
+    with pytest.raises(ObjectNotFound):
+        store.get("jobs/a.png")
+    store.delete("jobs/a.png")  # deleting twice is fine
+
+
+def test_overwrite_is_atomic_and_leaves_no_temp_files(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put("k", b"one", "text/plain")
+    store.put("k", b"two", "text/plain")
+    assert store.get("k") == b"two"
+    assert os.listdir(tmp_path) == ["k"]
+
+
+def test_failed_write_keeps_the_old_object(tmp_path):
+    store = LocalStore(tmp_path)
+    store.put("k", b"old", "text/plain")
+
+    with pytest.raises(TypeError):
+        store.put("k", object(), "text/plain")  # type: ignore[arg-type]
+    assert store.get("k") == b"old"
+    assert os.listdir(tmp_path) == ["k"]
+
+
+@pytest.mark.parametrize("key", ["../escape", "/abs", "a/../../b", "", "."])
+def test_keys_cannot_leave_the_root(tmp_path, key):
+    with pytest.raises(ValueError):
+        LocalStore(tmp_path).put(key, b"x", "text/plain")
+
+
+def test_open_store_by_path_or_file_url(tmp_path):
+    assert open_store(str(tmp_path)).root == tmp_path
+    assert open_store(tmp_path.as_uri()).root == tmp_path
+    with pytest.raises(ValueError, match="unsupported scheme"):
+        open_store("ftp://example/x")

@@ -1,0 +1,29 @@
+"""A backend that does no inference: a black image at once.
+
+Only for measuring the job system's own overhead (bench/overhead.py); select it
+with WORKER_BACKEND=noop.  Never used by a mode.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from jobs.messages import GenerateJob
+from workers.base import Generated, StepCallback
+
+
+class NoopBackend:
+    name = "noop"
+    serves = "torch"  # stands in for the torch pool, to measure overhead
+
+    def __init__(self) -> None:
+        self._mode: str | None = None
+
+    @property
+    def loaded_mode(self) -> str | None:
+        return self._mode
+
+    def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
+        self._mode = job.mode.name
+        on_step(1, 1)
+        return Generated(image=Image.new("RGB", (job.params.width, job.params.height)), sampler="none")

@@ -1,0 +1,76 @@
+"""Generation on diffusers + torch: CUDA when present, else CPU."""
+
+from __future__ import annotations
+
+import logging
+
+from jobs.messages import GenerateJob
+from workers.base import Generated, StepCallback
+from workers.offline import force_offline
+from workers.schedulers import make_scheduler, sampler_name
+
+force_offline()
+
+import diffusers  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from diffusers import DiffusionPipeline  # noqa: E402
+
+diffusers.utils.logging.disable_progress_bar()
+transformers.utils.logging.disable_progress_bar()
+log = logging.getLogger(__name__)
+
+
+class TorchBackend:
+    """Keeps one pipeline loaded; loads another when a job names another model."""
+
+    name = "torch"
+    serves = "torch"
+
+    def __init__(self) -> None:
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.dtype = torch.float16 if self.device == "cuda" else torch.float32
+        self._pipe = None
+        self._base_scheduler = None
+        self._model_path: str | None = None
+        self._mode: str | None = None
+
+    @property
+    def loaded_mode(self) -> str | None:
+        return self._mode
+
+    def _load(self, job: GenerateJob) -> None:
+        if self._model_path != job.mode.model_path:
+            log.info(
+                "job %s: loading %s for mode %s on %s", job.job_id, job.mode.model_path, job.mode.name, self.device
+            )
+            self._pipe = None
+            pipe = DiffusionPipeline.from_pretrained(job.mode.model_path, local_files_only=True, dtype=self.dtype)
+            pipe.set_progress_bar_config(disable=True)
+            self._pipe = pipe.to(self.device)
+            self._base_scheduler = pipe.scheduler
+            self._model_path = job.mode.model_path
+        self._mode = job.mode.name
+
+    def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
+        self._load(job)
+        pipe = self._pipe
+        pipe.scheduler = make_scheduler(job.mode.scheduler, self._base_scheduler)
+        p = job.params
+
+        def step_end(pipeline, step_index, timestep, callback_kwargs):
+            on_step(step_index + 1, pipeline.num_timesteps)
+            return callback_kwargs
+
+        with torch.inference_mode():
+            output = pipe(
+                prompt=p.prompt,
+                negative_prompt=p.negative_prompt or None,
+                width=p.width,
+                height=p.height,
+                num_inference_steps=p.steps,
+                guidance_scale=p.guidance,
+                generator=torch.Generator(device="cpu").manual_seed(p.seed),
+                callback_on_step_end=step_end,
+            )
+        return Generated(image=output.images[0], sampler=sampler_name(job.mode.scheduler, self._base_scheduler))
