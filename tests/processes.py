@@ -91,7 +91,7 @@ class Stack:
     logs: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
 
-    def _spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    def spawn(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}-{len(self.processes)}.log", "wb")
         env = {**self.env, **(extra_env or {})}
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -100,7 +100,7 @@ class Stack:
         return process
 
     def start_worker(self, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        process = self._spawn("worker", [sys.executable, "-m", "tasks.worker"], extra_env)
+        process = self.spawn("worker", [sys.executable, "-m", "tasks.worker"], extra_env)
         client = redis.Redis.from_url(self.env["REDIS_URL"])
 
         def registered() -> bool:
@@ -113,7 +113,7 @@ class Stack:
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> str:
         port = free_port()
-        process = self._spawn(
+        process = self.spawn(
             "api",
             [
                 sys.executable,

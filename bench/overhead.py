@@ -1,0 +1,155 @@
+"""What the job system costs on top of what it wraps, measured in one run.
+
+P1: end-to-end job latency (POST /generate through the API, Redis, a worker with
+    the no-op backend, the store) against a bare Celery ``apply_async().get()``
+    on the same Redis; p50 and p95 ratios.  Target <= 1.5x.
+P2: end-to-end job time against a direct pipeline call for the same job, on the
+    full-size SD1.5 architecture with random weights (built into .cache/models on
+    first use), 256x256, 4 LCM steps.  Target <= 1.05x.
+
+    python -m bench.overhead [--jobs 200] [--p2-runs 3] [--skip-p2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from tests.processes import ROOT, Stack, stack_env, start_redis
+
+FULL_MODEL = ROOT / ".cache" / "models" / "full-sd15"
+TINY_MODEL = ROOT / ".cache" / "models" / "tiny-sd15"
+P2_JOB = {
+    "prompt": "a lighthouse at dusk",
+    "size": "256x256",
+    "num_inference_steps": 4,
+    "guidance_scale": 1.0,
+    "seed": 1,
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def write_modes(folder: Path, model: Path) -> Path:
+    path = folder / "modes.yaml"
+    spec = {"model": model.name, "default_size": "256x256", "default_steps": 4, "default_guidance": 1.0,
+            "scheduler": "lcm"}
+    path.write_text(yaml.safe_dump({"model_root": str(model.parent), "modes": {"bench": spec}}))
+    return path
+
+
+def timed_generate(base: str, body: dict) -> float:
+    began = time.perf_counter()
+    response = requests.post(f"{base}/generate", json=body, timeout=600)
+    elapsed = time.perf_counter() - began
+    response.raise_for_status()
+    return elapsed
+
+
+def p1(workdir: Path, jobs: int) -> dict[str, float]:
+    redis_server = start_redis(workdir / "redis-p1")
+    stack = Stack(stack_env(redis_server.url, write_modes(workdir, TINY_MODEL), workdir / "store"), workdir)
+    try:
+        stack.spawn("raw-worker", [sys.executable, "-m", "celery", "-A", "bench.raw_celery", "worker",
+                                    "--pool=solo", "--loglevel=WARNING"])
+        stack.start_worker({"WORKER_BACKEND": "noop"})
+        base = stack.start_api()
+        os.environ["REDIS_URL"] = redis_server.url  # bench.raw_celery reads it at import
+        from bench.raw_celery import app as raw_app
+
+        body = {"prompt": "p", "size": "64x64", "seed": 1}
+        for _ in range(10):
+            timed_generate(base, body)
+            raw_app.send_task("bench.noop").get(timeout=60)
+        ours = [timed_generate(base, body) for _ in range(jobs)]
+        raw = []
+        for _ in range(jobs):
+            began = time.perf_counter()
+            raw_app.send_task("bench.noop").get(timeout=60)
+            raw.append(time.perf_counter() - began)
+    finally:
+        stack.stop()
+        redis_server.stop()
+    return {
+        "ours_p50": percentile(ours, 0.5), "ours_p95": percentile(ours, 0.95),
+        "raw_p50": percentile(raw, 0.5), "raw_p95": percentile(raw, 0.95),
+    }
+
+
+def p2(workdir: Path, runs: int) -> dict[str, float]:
+    from workers.tiny_models import build_sd15
+
+    build_sd15(FULL_MODEL, size="full")
+    redis_server = start_redis(workdir / "redis-p2")
+    stack = Stack(stack_env(redis_server.url, write_modes(workdir, FULL_MODEL), workdir / "store"), workdir)
+    try:
+        stack.start_worker()
+        base = stack.start_api()
+        timed_generate(base, P2_JOB)  # loads the model into the worker
+        system = [timed_generate(base, P2_JOB) for _ in range(runs)]
+    finally:
+        stack.stop()
+        redis_server.stop()
+    direct = direct_pipeline_times(runs)
+    return {"system": statistics.median(system), "direct": statistics.median(direct)}
+
+
+def direct_pipeline_times(runs: int) -> list[float]:
+    """The same job as one plain diffusers call in this process, warm."""
+    from workers.offline import force_offline
+
+    force_offline()
+    import torch
+    from diffusers import LCMScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(FULL_MODEL, local_files_only=True)
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+
+    def once() -> float:
+        began = time.perf_counter()
+        with torch.inference_mode():
+            image = pipe(prompt=P2_JOB["prompt"], width=256, height=256, num_inference_steps=4, guidance_scale=1.0,
+                         generator=torch.Generator().manual_seed(P2_JOB["seed"])).images[0]
+        image.save(Path(tempfile.gettempdir()) / "dreamlab-direct.png")
+        return time.perf_counter() - began
+
+    once()
+    return [once() for _ in range(runs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=200, help="P1 jobs per side")
+    parser.add_argument("--p2-runs", type=int, default=3, help="P2 measured runs per side (median)")
+    parser.add_argument("--skip-p2", action="store_true")
+    args = parser.parse_args()
+    print(f"command: python -m bench.overhead --jobs {args.jobs} --p2-runs {args.p2_runs}"
+          + (" --skip-p2" if args.skip_p2 else ""))
+    with tempfile.TemporaryDirectory(prefix="dreamlab-bench-") as tmp:
+        r = p1(Path(tmp), args.jobs)
+        print(f"P1 no-op job, {args.jobs} sequential jobs each side")
+        print(f"   ours (POST /generate): p50 {r['ours_p50'] * 1e3:.2f} ms  p95 {r['ours_p95'] * 1e3:.2f} ms")
+        print(f"   raw apply_async().get(): p50 {r['raw_p50'] * 1e3:.2f} ms  p95 {r['raw_p95'] * 1e3:.2f} ms")
+        p50, p95 = r["ours_p50"] / r["raw_p50"], r["ours_p95"] / r["raw_p95"]
+        print(f"   ratio p50 {p50:.2f}x  p95 {p95:.2f}x  (target <= 1.5x)")
+        if not args.skip_p2:
+            r = p2(Path(tmp), args.p2_runs)
+            print(f"P2 full-size SD1.5 (random weights), 256x256, 4 LCM steps, median of {args.p2_runs}")
+            print(f"   end-to-end job {r['system']:.2f} s  direct pipeline call {r['direct']:.2f} s")
+            print(f"   ratio {r['system'] / r['direct']:.3f}x  (target <= 1.05x)")
+
+
+if __name__ == "__main__":
+    main()
