@@ -41,13 +41,6 @@ class Services:
 
     def submit_generation(self, mode: Mode, params: GenerateParams) -> dict[str, Any]:
         """Record and enqueue a job, or raise ApiError having enqueued nothing."""
-        waiting = sum(self.queue_depths().values())
-        if waiting >= self.settings.queue_max:
-            raise ApiError(
-                429,
-                f"{waiting} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
-                headers={"Retry-After": str(self.settings.retry_after)},
-            )
         job = GenerateJob(
             job_id=str(uuid.uuid4()),
             mode=ResolvedMode(
@@ -55,7 +48,20 @@ class Services:
             ),
             params=params,
         )
-        record = self.records.create(job.job_id, "generate", mode.name, job.to_dict()["params"])
+        record, waiting = self.records.create(
+            job.job_id,
+            "generate",
+            mode.name,
+            job.to_dict()["params"],
+            list(self.queues().values()),
+            self.settings.queue_max,
+        )
+        if record is None:
+            raise ApiError(
+                429,
+                f"{waiting} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
+                headers={"Retry-After": str(self.settings.retry_after)},
+            )
         try:
             self.producer.send_task(
                 GENERATE_TASK, args=[job.to_dict()], queue=generation_queue(mode.backend, mode.name), task_id=job.job_id

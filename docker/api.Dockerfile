@@ -26,8 +26,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODES_FILE=/app/modes.yaml \
     STORE_URL=/data/results
 
-# One fixed UID/GID in every Dream Lab image, so the shared volumes
-# (results, models) are writable by all of them.
+# One fixed UID/GID in every Dream Lab image, so the shared `results`
+# volume is writable by the API and the workers alike.
 RUN groupadd --system --gid 10001 dreamlab \
  && useradd --system --uid 10001 --gid dreamlab --create-home \
       --home-dir /home/dreamlab --shell /usr/sbin/nologin dreamlab
@@ -42,8 +42,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".${EXTRAS:+[$EXTRAS]}" ${EXTRA_REQUIREMENTS} \
  && python -c "import importlib.util as u, sys; sys.exit('torch must not be installed in the API image' if u.find_spec('torch') else 0)" \
  && rm -rf build ./*.egg-info \
- && mkdir -p /data/results /app/.cache/models \
- && chown dreamlab:dreamlab /data/results /app/.cache /app/.cache/models
+ && mkdir -p /data/results \
+ && chown dreamlab:dreamlab /data/results
 
 # Numeric, so runtimes that check for non-root (runAsNonRoot) can verify it.
 USER 10001:10001

@@ -22,15 +22,26 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded",
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
 _JSON_FIELDS = ("params", "progress", "result", "error")
 
-_START = """
+_CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -2 end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[5]) then return -2 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1
 """
+
+_ADMIT = """
+local waiting = 0
+for i = 2, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+if waiting >= tonumber(ARGV[1]) then return waiting end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return -1
+"""
+
+CLAIMED, ENDED, GONE, HELD = 1, 0, -1, -2
 
 _PROGRESS = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -61,11 +72,18 @@ class JobRecords:
     def __init__(self, client: redis.Redis, ttl: int) -> None:
         self._redis = client
         self._ttl = ttl
-        self._start = client.register_script(_START)
+        self._claim = client.register_script(_CLAIM)
+        self._admit = client.register_script(_ADMIT)
         self._progress = client.register_script(_PROGRESS)
         self._finish = client.register_script(_FINISH)
 
-    def create(self, job_id: str, kind: str, mode: str, params: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, job_id: str, kind: str, mode: str, params: dict[str, Any], queues: list[str], queue_max: int
+    ) -> tuple[dict[str, Any] | None, int]:
+        """Write a ``queued`` record unless ``queue_max`` jobs wait in ``queues``, in one atomic step.
+
+        Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
+        """
         record = {
             "id": job_id,
             "kind": kind,
@@ -76,12 +94,9 @@ class JobRecords:
             "attempts": 0,
             "completions": 0,
         }
-        key = job_key(job_id)
-        pipe = self._redis.pipeline()
-        pipe.hset(key, mapping=_encode(record))
-        pipe.expire(key, self._ttl)
-        pipe.execute()
-        return record
+        fields = [item for pair in _encode(record).items() for item in pair]
+        waiting = int(self._admit(keys=[job_key(job_id), *queues], args=[queue_max, self._ttl, *fields]))
+        return (record if waiting < 0 else None), waiting
 
     def delete(self, job_id: str) -> None:
         self._redis.delete(job_key(job_id))
@@ -90,16 +105,16 @@ class JobRecords:
         raw = self._redis.hgetall(job_key(job_id))
         return _decode(raw) if raw else None
 
-    def start(self, job_id: str, token: str, worker: str) -> int:
-        """Mark running under the lease ``token``.
+    def claim(self, job_id: str, token: str, worker: str, lease_ttl: float) -> int:
+        """Take the job's lease as ``token`` and mark it running, in one atomic step.
 
-        Returns 1 when started, 0 when the job already ended, -1 when the
-        record is gone (expired), -2 when the lease is not ours.
+        Returns CLAIMED, ENDED (the job already ended), GONE (its record
+        expired) or HELD (another worker holds the lease).
         """
         return int(
-            self._start(
+            self._claim(
                 keys=[job_key(job_id), lease_key(job_id)],
-                args=[token, now_iso(), worker, json.dumps(None)],
+                args=[token, now_iso(), worker, json.dumps(None), int(lease_ttl * 1000)],
             )
         )
 
@@ -124,17 +139,15 @@ class JobRecords:
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
         """Block until the job ends or ``timeout`` seconds pass; return its record."""
-        record = self.get(job_id)
         deadline = time.monotonic() + timeout
-        while record is not None and record["status"] not in TERMINAL:
+        while True:
+            # The worker pushes one entry per terminal write and the list outlives
+            # the wait; rotate, do not pop, so every waiter on the job wakes up.
             left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            # The worker pushes one entry per terminal write; peek, do not pop,
-            # so any number of waiters on the same job all wake up.
-            self._redis.blmove(done_key(job_id), done_key(job_id), min(left, 5.0), "LEFT", "RIGHT")
+            self._redis.blmove(done_key(job_id), done_key(job_id), max(0.01, min(left, 5.0)), "LEFT", "RIGHT")
             record = self.get(job_id)
-        return record
+            if record is None or record["status"] in TERMINAL or time.monotonic() >= deadline:
+                return record
 
 
 def _encode(record: dict[str, Any]) -> dict[str, str]:

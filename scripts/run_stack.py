@@ -27,13 +27,15 @@ def main() -> None:
     env = dict(os.environ)
     state = Path(env.setdefault("STATE_DIR", str(ROOT / ".state")))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # honcho gives every process its own PORT; the Procfile's web reads API_PORT first.
+    env["API_PORT"] = env.get("PORT", "4200")
     processes = ["web", "worker", "flower"]
     if not env.get("REDIS_URL"):
         port = env.setdefault("REDIS_PORT", "6380")
         password = env.setdefault("REDIS_PASSWORD", redis_password(state))
         env["REDIS_URL"] = f"redis://:{password}@127.0.0.1:{port}/0"
         processes.insert(0, "broker")
-    api, flower = env.get("PORT", "4200"), env.get("FLOWER_PORT", "5555")
+    api, flower = env["API_PORT"], env.get("FLOWER_PORT", "5555")
     print(f"dreamlab: API on http://127.0.0.1:{api}, Flower on http://127.0.0.1:{flower}")
     honcho = [sys.executable, "-m", "honcho", "-d", str(ROOT), "-f", str(ROOT / "Procfile"), "start", *processes]
     os.execvpe(honcho[0], honcho, env)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import redis
 
 from jobs.keys import lease_key
+from jobs.records import HELD
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,15 @@ class Lease:
         self._thread: threading.Thread | None = None
         self.lost = False
 
-    def acquire(self, job_ended: Callable[[], bool]) -> bool:
-        """Take the lease, waiting while a live holder has it.
+    def acquire(self, claim: Callable[[str], int]) -> int:
+        """Claim the job with this lease's token, waiting while a live holder has it.
 
-        Returns False, without the lease, when the job ends while we wait.
+        ``claim`` is JobRecords.claim bound to the job; returns its final code.
         """
         while True:
-            if job_ended():
-                return False
-            if self._redis.set(lease_key(self.job_id), self.token, nx=True, px=self._ttl_ms):
-                return True
+            code = claim(self.token)
+            if code != HELD:
+                return code
             log.info("job %s: another worker holds the lease; waiting for it to finish or die", self.job_id)
             if self._delivery_tag:
                 self._redis.zadd(UNACKED_INDEX, {self._delivery_tag: time.time()}, xx=True)

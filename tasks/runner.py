@@ -9,7 +9,7 @@ import redis
 
 from jobs.keys import result_object_key
 from jobs.messages import GenerateJob
-from jobs.records import TERMINAL, JobRecords
+from jobs.records import CLAIMED, GONE, JobRecords
 from storage import ObjectStore
 from tasks.lease import Lease
 from workers import Backend
@@ -36,22 +36,16 @@ class JobRunner:
         self.lease_ttl = lease_ttl
         self.current_job: str | None = None
 
-    def _ended(self, job_id: str) -> bool:
-        record = self.records.get(job_id)
-        return record is None or record["status"] in TERMINAL
-
     def run(self, job: GenerateJob, worker: str, delivery_tag: str | None) -> str:
         """Run ``job`` unless another delivery of it has run or is running; return what happened."""
         job_id = job.job_id
         lease = Lease(self.redis, job_id, self.lease_ttl, delivery_tag)
-        if not lease.acquire(lambda: self._ended(job_id)):
-            log.info("job %s: already ended or expired; dropping this delivery", job_id)
+        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl))
+        if code != CLAIMED:
+            why = "its record expired" if code == GONE else "it already ended"
+            log.info("job %s: %s; dropping this delivery", job_id, why)
             return "dropped"
         with lease:
-            started = self.records.start(job_id, lease.token, worker)
-            if started != 1:
-                log.info("job %s: not started (code %s); dropping this delivery", job_id, started)
-                return "dropped"
             log.info("job %s: running mode %s on %s", job_id, job.mode.name, worker)
             self.current_job = job_id
             try:
