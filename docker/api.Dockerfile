@@ -6,16 +6,12 @@
 # Build from the repository root (the build context is the repo, not docker/):
 #   docker build -f docker/api.Dockerfile -t dreamlab/api .
 #
-# The compose file also builds Flower from this file with
-#   EXTRAS=flower  EXTRA_REQUIREMENTS="pillow>=11"
-# because `celery -A tasks flower` imports tasks.generate, whose import chain
-# (tasks.context -> workers.base) needs PIL.  See docker/README.md.
+# The compose file also builds Flower from this file with EXTRAS=flower; Flower
+# runs as `celery --config=celeryconfig flower` and imports no task module.
 FROM python:3.11-slim
 
 # Extras of setup.cfg to install beside the base, comma-separated ("" = base only).
 ARG EXTRAS=""
-# More requirement specs, space-separated, installed in the same pip run.
-ARG EXTRA_REQUIREMENTS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -36,10 +32,9 @@ WORKDIR /app
 COPY . .
 
 # DL3013: "." is this project; its dependencies are pinned or bounded in setup.cfg.
-# SC2086: EXTRA_REQUIREMENTS is split into specs on purpose.
-# hadolint ignore=DL3013,SC2086
+# hadolint ignore=DL3013
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".${EXTRAS:+[$EXTRAS]}" ${EXTRA_REQUIREMENTS} \
+    pip install ".${EXTRAS:+[$EXTRAS]}" \
  && python -c "import importlib.util as u, sys; sys.exit('torch must not be installed in the API image' if u.find_spec('torch') else 0)" \
  && rm -rf build ./*.egg-info \
  && mkdir -p /data/results \

@@ -42,6 +42,8 @@ return -1
 """
 
 CLAIMED, ENDED, GONE, HELD = 1, 0, -1, -2
+# Block for at most this long per call: well under redis-py's default 5 s socket timeout.
+WAIT_SLICE = 2.0
 
 _PROGRESS = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -144,7 +146,8 @@ class JobRecords:
             # The worker pushes one entry per terminal write and the list outlives
             # the wait; rotate, do not pop, so every waiter on the job wakes up.
             left = deadline - time.monotonic()
-            self._redis.blmove(done_key(job_id), done_key(job_id), max(0.01, min(left, 5.0)), "LEFT", "RIGHT")
+            block = max(0.01, min(left, WAIT_SLICE))
+            self._redis.blmove(done_key(job_id), done_key(job_id), block, "LEFT", "RIGHT")
             record = self.get(job_id)
             if record is None or record["status"] in TERMINAL or time.monotonic() >= deadline:
                 return record

@@ -82,6 +82,15 @@ def test_generate_is_synchronous_with_seed_headers(api_stack):
     assert result_bytes(api_stack.base, job_id) == response.content
 
 
+def test_generate_waits_for_a_job_longer_than_a_redis_socket_timeout(api_stack):
+    response = requests.post(
+        f"{api_stack.base}/generate", json={"mode": "slow", "prompt": "long", "num_inference_steps": 70}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    record = requests.get(f"{api_stack.base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
+    assert record["result"]["run_seconds"] > 5, "the job must outlast redis-py's 5 s socket timeout"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
