@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import runpy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.processes import ROOT, Stack, stack_env, start_redis
+from tests.processes import OFFLINE_GUARD, ROOT, Stack, stack_env, start_redis
+
+# The test process too: no hub, and no host beyond loopback.
+os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
+runpy.run_path(str(OFFLINE_GUARD / "sitecustomize.py"))
 
 MODEL_ROOT = ROOT / ".cache" / "models"
 TINY = "tiny-sd15"
+# Every family in both formats: (family, format) -> its name under MODEL_ROOT.
+FAMILY_MODELS = {
+    (family, fmt): f"tiny-{family}" + (".safetensors" if fmt == "single" else "")
+    for family in ("sd15", "sd2", "sdxl", "sdxl-refiner")
+    for fmt in ("diffusers", "single")
+}
+# One mode per family and format, on the model's own scheduler: "<family>" and "<family>-file".
+FAMILY_MODES = {
+    family + ("-file" if fmt == "single" else ""): {
+        "model": name,
+        "default_size": "64x64",
+        "default_steps": 10 if family == "sdxl-refiner" else 4,
+        "default_guidance": 5.0,
+        "max_size": 256,
+    }
+    for (family, fmt), name in FAMILY_MODELS.items()
+}
 
 TEST_MODES = {
     "default_mode": "demo",
@@ -35,6 +58,7 @@ TEST_MODES = {
         },
         # Served by no worker in the tests: its jobs stay queued.
         "npu": {"model": TINY, "default_size": "64x64", "default_steps": 4, "backend": "rknn"},
+        **FAMILY_MODES,
     },
 }
 
@@ -47,7 +71,15 @@ def tiny_model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def modes_file(tmp_path_factory, tiny_model) -> Path:
+def family_models(tiny_model) -> dict[tuple[str, str], Path]:
+    """Tiny models of every family in both formats (diffusers folder, original-layout single file)."""
+    from workers.tiny_models import build
+
+    return {key: build(key[0], MODEL_ROOT / name, fmt=key[1]) for key, name in FAMILY_MODELS.items()}
+
+
+@pytest.fixture(scope="session")
+def modes_file(tmp_path_factory, family_models) -> Path:
     path = tmp_path_factory.mktemp("modes") / "modes.yaml"
     path.write_text(yaml.safe_dump({"model_root": str(MODEL_ROOT), **TEST_MODES}))
     return path

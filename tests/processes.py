@@ -19,6 +19,8 @@ from jobs.keys import WORKERS_PATTERN
 from scripts.redis_binary import find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
+# Its sitecustomize.py refuses network access beyond loopback in every process the tests start.
+OFFLINE_GUARD = Path(__file__).resolve().parent / "offline_guard"
 
 
 def free_port() -> int:
@@ -138,7 +140,7 @@ class Stack:
                 raise AssertionError(f"API exited early:\n{process.log_path.read_text()[-3000:]}")
             try:
                 return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 return False
 
         wait_for(healthy, 30, "the API's /healthz")
@@ -165,6 +167,7 @@ def stack_env(redis_url: str, modes_file: Path, store: Path, **overrides: str) -
         PYTHONUNBUFFERED="1",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(OFFLINE_GUARD), os.environ.get("PYTHONPATH")])),
     )
     env.update(overrides)
     return env

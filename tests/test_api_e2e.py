@@ -12,6 +12,7 @@ import requests
 from PIL import Image
 
 from tests.client import poll, result_bytes, submit
+from tests.conftest import TEST_MODES
 
 
 def test_submit_poll_and_fetch_png_of_requested_size(api_stack):
@@ -134,7 +135,7 @@ def test_unknown_mode_is_404_listing_valid_modes(api_stack):
     response = requests.post(f"{api_stack.base}/api/jobs", json={"prompt": "x", "mode": "nope"}, timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["field"] == "mode"
-    assert "['demo', 'npu', 'slow']" in response.json()["error"]["message"]
+    assert str(sorted(TEST_MODES["modes"])) in response.json()["error"]["message"]
 
 
 def test_unknown_job_and_route_are_404_json(api_stack):
@@ -154,13 +155,13 @@ def test_result_of_unfinished_job_is_409(api_stack):
 
 def test_status_modes_and_health(api_stack):
     status = requests.get(f"{api_stack.base}/api/models/status", timeout=10).json()
-    assert set(status["queues"]) == {"demo", "slow", "npu"}
+    assert set(status["queues"]) == set(TEST_MODES["modes"])
     assert status["queues"]["demo"]["queue"] == "gen.torch.demo"
     [worker] = status["workers"]
     assert worker["backend"] == "torch" and worker["state"] in ("idle", "busy")
-    assert set(worker["queues"]) == {"gen.torch.demo", "gen.torch.slow"}
+    assert set(worker["queues"]) == {f"gen.torch.{name}" for name in set(TEST_MODES["modes"]) - {"npu"}}
     modes = requests.get(f"{api_stack.base}/api/modes", timeout=10).json()
     assert modes["default_mode"] == "demo"
-    assert {m["name"] for m in modes["modes"]} == {"demo", "slow", "npu"}
+    assert {m["name"] for m in modes["modes"]} == set(TEST_MODES["modes"])
     assert requests.get(f"{api_stack.base}/healthz", timeout=10).json() == {"status": "ok"}
     assert "openapi" in requests.get(f"{api_stack.base}/api/openapi.yaml", timeout=10).text

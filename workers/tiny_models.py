@@ -1,15 +1,27 @@
-"""Build Stable Diffusion 1.5 pipelines from configs with seeded random weights.
+"""Build Stable Diffusion pipelines of every supported family with seeded random weights.
 
-Tests and the local demo need a real diffusers pipeline without any download.
-This module writes one into a cache folder: the real SD1.5 architecture (full
-size, for benchmarks of real cost) or a tiny one with the same cross-attention
-width (for tests and the demo), plus a locally written byte-level CLIP
-tokenizer.  The same seed always gives the same weights, so the same job gives
-the same pixels.  Output of these models is noise: the weights are random.
+Tests and the local demo need real diffusers pipelines without any download.
+This module builds one from the family's shipped config (workers/configs/): at
+full size (the real architecture, for benchmarks of real cost; full-size SDXL
+needs about 15 GiB of RAM to build) or tiny (the same layout and the real
+cross-attention widths, 768 / 1024 / 2048 / 1280, with few channels and layers,
+for tests and the demo), and writes it in one of two formats:
+
+- ``diffusers``: a folder, as ``save_pretrained`` writes it;
+- ``single``: one ``.safetensors`` file in the original checkpoint key layout
+  that A1111 and ComfyUI use.  A tiny single file gets a config sidecar
+  (``<name>.config/``, see workers/model_configs.py) describing its small
+  architecture; a full-size one loads with the shipped config alone.
+
+Tiny models use a byte-level tokenizer (every byte a token, no merges) so their
+embedding tables stay small; full-size ones the real CLIP vocabulary.  The same
+seed always gives the same weights, so the same job gives the same pixels.
+Output of these models is noise: the weights are random.
 
 Command line::
 
-    python -m workers.tiny_models --out .cache/models/tiny-sd15 [--size full]
+    python -m workers.tiny_models --out .cache/models/tiny-sd15
+    python -m workers.tiny_models --family sdxl --format single --out .cache/models/tiny-sdxl.safetensors
 """
 
 from __future__ import annotations
@@ -19,183 +31,232 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from workers.clip_vocab import END_TOKEN, START_TOKEN, bytes_to_unicode
+from workers.families import FAMILIES, read_header
+from workers.model_configs import SIDECAR_SUFFIX, family_config
 from workers.offline import force_offline
 
 force_offline()
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 DEFAULT_SEED = 1234
 MARKER = "dreamlab-build.json"
+METADATA_KEY = "dreamlab-build"
+FORMATS = ("diffusers", "single")
+SIZES = ("tiny", "full")
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+# Built in this order after seeding, so a seed fixes every weight.
+MODEL_COMPONENTS = (*TEXT_ENCODERS, "unet", "vae")
 
+_TINY_VAE = {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1}
+_TINY_TEXT = {"num_hidden_layers": 2, "intermediate_size": 1024}
+# SDXL's pooled text embedding width, and the time-id embedding width, shrunk.
+_TINY_POOLED = 32
+_TINY_TIME_EMBED = 8
 
-@dataclass(frozen=True)
-class Sd15Shape:
-    """The knobs that differ between the tiny and the full-size architecture."""
-
-    unet_channels: tuple[int, ...]
-    unet_layers: int
-    vae_channels: tuple[int, ...]
-    vae_layers: int
-    text_layers: int
-    text_heads: int
-    text_intermediate: int
-
-
-SHAPES = {
-    "tiny": Sd15Shape(
-        unet_channels=(32, 32, 64, 64),
-        unet_layers=1,
-        vae_channels=(32, 32, 64, 64),
-        vae_layers=1,
-        text_layers=2,
-        text_heads=12,
-        text_intermediate=1024,
-    ),
-    "full": Sd15Shape(
-        unet_channels=(320, 640, 1280, 1280),
-        unet_layers=2,
-        vae_channels=(128, 256, 512, 512),
-        vae_layers=2,
-        text_layers=12,
-        text_heads=12,
-        text_intermediate=3072,
-    ),
+# Config changes that turn each family's real architecture into its tiny one.
+TINY: dict[str, dict[str, dict[str, Any]]] = {
+    "sd15": {
+        "unet": {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1, "attention_head_dim": 8},
+        "vae": _TINY_VAE,
+        "text_encoder": _TINY_TEXT,
+    },
+    "sd2": {
+        "unet": {"block_out_channels": [32, 32, 64, 64], "layers_per_block": 1, "attention_head_dim": [2, 2, 4, 4]},
+        "vae": _TINY_VAE,
+        "text_encoder": _TINY_TEXT,
+    },
+    "sdxl": {
+        "unet": {
+            "block_out_channels": [32, 64, 64],
+            "layers_per_block": 2,
+            "attention_head_dim": [2, 4, 4],
+            "transformer_layers_per_block": [1, 1, 2],
+            "addition_time_embed_dim": _TINY_TIME_EMBED,
+            "projection_class_embeddings_input_dim": 6 * _TINY_TIME_EMBED + _TINY_POOLED,
+        },
+        "vae": _TINY_VAE,
+        "text_encoder": _TINY_TEXT,
+        "text_encoder_2": {**_TINY_TEXT, "projection_dim": _TINY_POOLED},
+    },
+    "sdxl-refiner": {
+        "unet": {
+            "block_out_channels": [32, 64, 64, 64],
+            "layers_per_block": 1,
+            "attention_head_dim": [2, 4, 4, 4],
+            "transformer_layers_per_block": 2,
+            "addition_time_embed_dim": _TINY_TIME_EMBED,
+            "projection_class_embeddings_input_dim": 5 * _TINY_TIME_EMBED + _TINY_POOLED,
+        },
+        "vae": _TINY_VAE,
+        "text_encoder_2": {**_TINY_TEXT, "projection_dim": _TINY_POOLED},
+    },
 }
 
-SD15_SCHEDULER = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "skip_prk_steps": True,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-}
 
-
-def _bytes_to_unicode() -> list[str]:
-    """CLIP's reversible byte -> printable character table (GPT-2 BPE)."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = list(printable)
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in chars]
-
-
-def write_byte_tokenizer(folder: Path) -> None:
+def write_byte_tokenizer(folder: Path, settings: dict[str, Any] | None = None) -> None:
     """Write a CLIP tokenizer whose vocabulary is every byte (no merges).
 
     It tokenizes any text, deterministically, with the real CLIP special tokens;
-    it is small because the models built here have random weights anyway.
+    ``settings`` (a tokenizer_config.json) keeps e.g. the family's pad token.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    symbols = _bytes_to_unicode()
-    tokens = symbols + [s + "</w>" for s in symbols] + ["<|startoftext|>", "<|endoftext|>"]
+    symbols = bytes_to_unicode()
+    tokens = symbols + [s + "</w>" for s in symbols] + [START_TOKEN, END_TOKEN]
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     config = {
-        "model_max_length": 77,
-        "bos_token": "<|startoftext|>",
-        "eos_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>",
-        "unk_token": "<|endoftext|>",
         "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": 77,
+        "bos_token": START_TOKEN,
+        "eos_token": END_TOKEN,
+        "pad_token": END_TOKEN,
+        "unk_token": END_TOKEN,
+        **(settings or {}),
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
-def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED) -> Path:
-    """Build an SD1.5 diffusers folder at ``out`` unless an identical build is there."""
+def build(family: str, out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, fmt: str = "diffusers") -> Path:
+    """Build a ``family`` pipeline at ``out`` (a folder, or a .safetensors file) unless an identical build is there."""
+    if family not in FAMILIES or size not in SIZES or fmt not in FORMATS:
+        raise ValueError(f"family must be one of {FAMILIES}, size one of {SIZES}, format one of {FORMATS}")
     out = Path(out)
-    wanted = {"builder": BUILDER_VERSION, "family": "sd15", "size": size, "seed": seed}
-    marker = out / MARKER
-    if marker.exists() and json.loads(marker.read_text()) == wanted:
+    if fmt == "single" and out.suffix != ".safetensors":
+        raise ValueError(f"{out}: a single-file model must be named *.safetensors")
+    wanted = {"builder": BUILDER_VERSION, "family": family, "size": size, "seed": seed, "format": fmt}
+    if _built(out, fmt) == wanted:
         return out
-
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    shape = SHAPES[size]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        write_byte_tokenizer(staging / "tokenizer-src")
-        tokenizer = CLIPTokenizer.from_pretrained(staging / "tokenizer-src")
-        torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=768,
-                intermediate_size=shape.text_intermediate,
-                num_hidden_layers=shape.text_layers,
-                num_attention_heads=shape.text_heads,
-                max_position_embeddings=77,
-                hidden_act="quick_gelu",
-                projection_dim=768,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
-        unet = UNet2DConditionModel(
-            sample_size=64,
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=shape.unet_channels,
-            layers_per_block=shape.unet_layers,
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            cross_attention_dim=768,
-            attention_head_dim=8,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=4,
-            block_out_channels=shape.vae_channels,
-            layers_per_block=shape.vae_layers,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            sample_size=512,
-            scaling_factor=0.18215,
-        )
-        pipe = StableDiffusionPipeline(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=PNDMScheduler(**SD15_SCHEDULER),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        pipe.save_pretrained(staging / "pipeline", safe_serialization=True)
-        (staging / "pipeline" / MARKER).write_text(json.dumps(wanted))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging / "pipeline", out)
+        pipe = _make_pipeline(family, size, seed, staging)
+        if fmt == "diffusers":
+            _publish_folder(pipe, wanted, staging, out)
+        else:
+            _publish_single_file(pipe, family, size, wanted, staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
+def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED) -> Path:
+    """The SD1.5 diffusers folder the demo mode and most tests use."""
+    return build("sd15", out, size, seed)
+
+
+def _built(out: Path, fmt: str) -> dict[str, Any] | None:
+    """The build description recorded at ``out``, if any."""
+    try:
+        if fmt == "diffusers":
+            return json.loads((out / MARKER).read_text())
+        return json.loads(read_header(out).metadata[METADATA_KEY])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _make_pipeline(family: str, size: str, seed: int, scratch: Path) -> Any:
+    import diffusers
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    overrides = TINY[family] if size == "tiny" else {}
+    with family_config(family) as config:
+        index = json.loads((config / "model_index.json").read_text())
+        components: dict[str, Any] = {}
+        for name in index:
+            if name.startswith("tokenizer") and index[name][0] is not None:
+                source = config / name
+                if size == "tiny":
+                    source = scratch / name
+                    write_byte_tokenizer(source, json.loads((config / name / "tokenizer_config.json").read_text()))
+                components[name] = CLIPTokenizer.from_pretrained(source, local_files_only=True)
+        scheduler_class = getattr(diffusers, index["scheduler"][1])
+        components["scheduler"] = scheduler_class.from_config(scheduler_class.load_config(config / "scheduler"))
+        torch.manual_seed(seed)
+        for name in MODEL_COMPONENTS:
+            if name not in index or index[name][0] is None:
+                continue
+            if name in TEXT_ENCODERS:
+                text_config = CLIPTextConfig.from_pretrained(config / name, local_files_only=True)
+                text_config.update(overrides.get(name, {}))
+                if size == "tiny":
+                    _match_tokenizer(text_config, components[name.replace("text_encoder", "tokenizer")])
+                with_projection = index[name][1] == "CLIPTextModelWithProjection"
+                components[name] = (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(text_config)
+            else:
+                model_class = getattr(diffusers, index[name][1])
+                settings = {**model_class.load_config(config / name), **overrides.get(name, {})}
+                components[name] = model_class.from_config(settings)
+    pipeline_class = getattr(diffusers, index["_class_name"])
+    arguments = {
+        key: components.get(key) if isinstance(value, list) else value
+        for key, value in index.items()
+        if not key.startswith("_")
+    }
+    pipe = pipeline_class(**arguments)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _match_tokenizer(text_config: Any, tokenizer: Any) -> None:
+    """A tiny text encoder's embedding table and special ids follow its byte tokenizer."""
+    text_config.vocab_size = len(tokenizer)
+    text_config.bos_token_id = tokenizer.bos_token_id
+    text_config.eos_token_id = tokenizer.eos_token_id
+    text_config.pad_token_id = tokenizer.pad_token_id
+
+
+def _publish_folder(pipe: Any, wanted: dict[str, Any], staging: Path, out: Path) -> None:
+    pipe.save_pretrained(staging / "pipeline", safe_serialization=True)
+    (staging / "pipeline" / MARKER).write_text(json.dumps(wanted))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging / "pipeline", out)
+
+
+def _publish_single_file(pipe: Any, family: str, size: str, wanted: dict[str, Any], staging: Path, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    from workers.original_layout import pipeline_to_original
+
+    tensors = {key: tensor.contiguous() for key, tensor in pipeline_to_original(pipe, family).items()}
+    save_file(tensors, staging / out.name, metadata={METADATA_KEY: json.dumps(wanted)})
+    sidecar = out.with_suffix(SIDECAR_SUFFIX)
+    if sidecar.exists():
+        shutil.rmtree(sidecar)
+    if size != "full":
+        write_config_folder(pipe, staging / sidecar.name)
+        os.replace(staging / sidecar.name, sidecar)
+    os.replace(staging / out.name, out)
+
+
+def write_config_folder(pipe: Any, folder: Path) -> None:
+    """Write ``pipe``'s weight-free diffusers layout: model_index.json, configs, tokenizers."""
+    pipe.save_config(folder)
+    for name, component in pipe.components.items():
+        if component is None:
+            continue
+        if hasattr(component, "save_config"):
+            component.save_config(folder / name)
+        elif hasattr(component, "config"):
+            component.config.save_pretrained(folder / name)
+        else:
+            component.save_pretrained(folder / name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the pipeline to")
-    parser.add_argument("--size", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--out", type=Path, required=True, help="folder (diffusers) or .safetensors file (single)")
+    parser.add_argument("--family", choices=FAMILIES, default="sd15")
+    parser.add_argument("--size", choices=SIZES, default="tiny")
+    parser.add_argument("--format", choices=FORMATS, default="diffusers")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args()
-    print(build_sd15(args.out, args.size, args.seed))
+    print(build(args.family, args.out, args.size, args.seed, args.format))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import logging
 
 from jobs.messages import GenerateJob
 from workers.base import Generated, StepCallback
+from workers.loader import load_pipeline
 from workers.offline import force_offline
 from workers.schedulers import make_scheduler, sampler_name
 
@@ -14,7 +15,6 @@ force_offline()
 import diffusers  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from diffusers import DiffusionPipeline  # noqa: E402
 
 diffusers.utils.logging.disable_progress_bar()
 transformers.utils.logging.disable_progress_bar()
@@ -45,7 +45,7 @@ class TorchBackend:
                 "job %s: loading %s for mode %s on %s", job.job_id, job.mode.model_path, job.mode.name, self.device
             )
             self._pipe = None
-            pipe = DiffusionPipeline.from_pretrained(job.mode.model_path, local_files_only=True, dtype=self.dtype)
+            pipe = load_pipeline(job.mode.model_path, self.dtype)
             pipe.set_progress_bar_config(disable=True)
             self._pipe = pipe.to(self.device)
             self._base_scheduler = pipe.scheduler

@@ -1,0 +1,74 @@
+"""Load a mode's model, a diffusers folder or a single-file checkpoint, without any network.
+
+- A folder with ``model_index.json`` loads with ``from_pretrained(local_files_only=True)``.
+- A ``.safetensors`` file is read as a checkpoint in the original layout: its family comes
+  from the header (workers/families.py), its architecture from the family's shipped config
+  or its config sidecar (workers/model_configs.py), and the family's pipeline class loads
+  it with ``from_single_file(config=<that folder>, local_files_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workers.families import CONV_IN_KEY, Family, UnsupportedCheckpoint, detect_family, read_header
+from workers.model_configs import SIDECAR_SUFFIX, family_config, sidecar_for
+from workers.offline import force_offline
+
+force_offline()
+
+import diffusers  # noqa: E402
+
+PIPELINE_CLASSES = {
+    "sd15": "StableDiffusionPipeline",
+    "sd2": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+    "sdxl-refiner": "StableDiffusionXLImg2ImgPipeline",
+}
+
+
+class ModelLoadError(ValueError):
+    """The model cannot be loaded; the message says which file and what to do."""
+
+
+def load_pipeline(model_path: str | Path, dtype: Any) -> Any:
+    """The pipeline stored at ``model_path`` (a diffusers folder or a .safetensors checkpoint), on the CPU."""
+    path = Path(model_path)
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(f"{path}: a folder without model_index.json is not a diffusers model")
+        return diffusers.DiffusionPipeline.from_pretrained(path, local_files_only=True, dtype=dtype)
+    if path.is_file():
+        return load_single_file(path, dtype)
+    raise ModelLoadError(f"{path}: no such model folder or file; check the mode's 'model' and model_root")
+
+
+def load_single_file(path: Path, dtype: Any) -> Any:
+    try:
+        family = detect_family(path)
+    except UnsupportedCheckpoint as exc:
+        raise ModelLoadError(str(exc)) from None
+    if family.inpainting:
+        raise ModelLoadError(
+            f"{path}: an {family.name} inpainting checkpoint (9 input channels); "
+            "text-to-image and img2img modes need a regular checkpoint"
+        )
+    sidecar = sidecar_for(path)
+    pipeline_class = getattr(diffusers, PIPELINE_CLASSES[family.name])
+    with family_config(family.name, sidecar) as config:
+        _check_width(path, family, config, sidecar)
+        return pipeline_class.from_single_file(str(path), config=str(config), local_files_only=True, dtype=dtype)
+
+
+def _check_width(path: Path, family: Family, config: Path, sidecar: Path | None) -> None:
+    """Refuse early, with a way out, a checkpoint whose UNet is not the config's architecture."""
+    expected = json.loads((config / "unet" / "config.json").read_text())["block_out_channels"][0]
+    shape = read_header(path).shapes.get(CONV_IN_KEY)
+    if shape and shape[0] != expected:
+        where = f"its config sidecar {sidecar}" if sidecar else f"the shipped {family.name} config"
+        raise ModelLoadError(
+            f"{path}: the UNet is {shape[0]} channels wide but {where} describes {expected}; put a diffusers "
+            f"config folder for this architecture at {path.with_suffix(SIDECAR_SUFFIX)}"
+        )
