@@ -32,4 +32,9 @@ def result_object_key(job_id: str) -> str:
     return f"jobs/{job_id}.png"
 
 
+def input_object_key(sha256: str) -> str:
+    """Uploaded input images are stored once per content, under their SHA-256."""
+    return f"inputs/{sha256}.png"
+
+
 GENERATE_TASK = "dreamlab.generate"

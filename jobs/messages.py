@@ -27,6 +27,9 @@ class GenerateParams:
     steps: int
     guidance: float
     seed: int
+    # img2img: the object-store key of the init image (a PNG), and how far to move away from it (0-1].
+    init_image: str | None = None
+    strength: float | None = None
 
 
 @dataclass(frozen=True)

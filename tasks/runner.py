@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
+from typing import Any
 
 import redis
+from PIL import Image
 
 from jobs.keys import result_object_key
 from jobs.messages import GenerateJob
@@ -58,7 +61,9 @@ class JobRunner:
         began = time.perf_counter()
         try:
             generated = self.backend.generate(
-                job, on_step=lambda step, total: self.records.progress(job_id, lease.token, step, total)
+                job,
+                on_step=lambda step, total: self.records.progress(job_id, lease.token, step, total),
+                **self._inputs(job),
             )
             png = encode_png(generated.image, a1111_parameters(job, generated.sampler))
             key = result_object_key(job_id)
@@ -85,3 +90,11 @@ class JobRunner:
             return "succeeded"
         log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
         return "superseded"
+
+    def _inputs(self, job: GenerateJob) -> dict[str, Any]:
+        """The job's input images from the store, decoded; only those it has, so txt2img backends need none."""
+        if job.params.init_image is None:
+            return {}
+        data = self.store.get(job.params.init_image)
+        with Image.open(io.BytesIO(data)) as image:
+            return {"init_image": image.convert("RGB")}

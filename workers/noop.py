@@ -23,7 +23,7 @@ class NoopBackend:
     def loaded_mode(self) -> str | None:
         return self._mode
 
-    def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
+    def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
         self._mode = job.mode.name
         on_step(1, 1)
         return Generated(image=Image.new("RGB", (job.params.width, job.params.height)), sampler="none")

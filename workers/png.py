@@ -16,6 +16,8 @@ def a1111_parameters(job: GenerateJob, sampler: str) -> str:
         f"Steps: {p.steps}, Sampler: {sampler}, CFG scale: {p.guidance}, Seed: {p.seed}, "
         f"Size: {p.width}x{p.height}, Model: {job.mode.name}"
     )
+    if p.init_image is not None:
+        settings += f", Denoising strength: {p.strength}"
     return f"{p.prompt}\nNegative prompt: {p.negative_prompt}\n{settings}"
 
 
