@@ -44,8 +44,8 @@ def result_png(record: dict) -> bytes:
 @bp.post("/api/jobs")
 def submit_job():
     svc = services()
-    mode, params = parse_generation(request.get_json(silent=True), svc.modes)
-    record = svc.submit_generation(mode, params)
+    mode, params, uploads = parse_generation(request.get_json(silent=True), svc.modes)
+    record = svc.submit_generation(mode, params, uploads)
     location = url_for("jobs.get_job", job_id=record["id"])
     return jsonify(public_job(record)), 202, {"Location": location}
 

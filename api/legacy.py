@@ -16,8 +16,8 @@ bp = Blueprint("legacy", __name__)
 @bp.post("/generate")
 def generate():
     svc = services()
-    mode, params = parse_generation(request.get_json(silent=True), svc.modes)
-    job_id = svc.submit_generation(mode, params)["id"]
+    mode, params, uploads = parse_generation(request.get_json(silent=True), svc.modes)
+    job_id = svc.submit_generation(mode, params, uploads)["id"]
     record = svc.records.wait(job_id, svc.settings.default_timeout)
     location = url_for("jobs.get_job", job_id=job_id)
     if record is None:

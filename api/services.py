@@ -39,8 +39,11 @@ class Services:
             pipe.llen(queue)
         return dict(zip(queues, pipe.execute(), strict=True))
 
-    def submit_generation(self, mode: Mode, params: GenerateParams) -> dict[str, Any]:
-        """Record and enqueue a job, or raise ApiError having enqueued nothing."""
+    def submit_generation(
+        self, mode: Mode, params: GenerateParams, uploads: dict[str, bytes] | None = None
+    ) -> dict[str, Any]:
+        """Record the job, store its uploads (object key -> PNG bytes) and enqueue it, or raise ApiError
+        having enqueued nothing."""
         job = GenerateJob(
             job_id=str(uuid.uuid4()),
             mode=ResolvedMode(
@@ -63,6 +66,11 @@ class Services:
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
         try:
+            self._store_uploads(uploads or {})
+        except Exception as exc:
+            self.records.delete(job.job_id)
+            raise ApiError(503, f"could not store the job's input image ({exc}); check STORE_URL") from exc
+        try:
             self.producer.send_task(
                 GENERATE_TASK, args=[job.to_dict()], queue=generation_queue(mode.backend, mode.name), task_id=job.job_id
             )
@@ -71,6 +79,12 @@ class Services:
             raise ApiError(503, f"could not enqueue the job ({exc}); check that Redis at REDIS_URL is up") from exc
         current_app.logger.info("job %s: queued for mode %s", job.job_id, mode.name)
         return record
+
+    def _store_uploads(self, uploads: dict[str, bytes]) -> None:
+        """Inputs are stored under their content hash: one already there is the same bytes."""
+        for key, data in uploads.items():
+            if not self.store.exists(key):
+                self.store.put(key, data, "image/png")
 
 
 def services() -> Services:

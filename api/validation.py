@@ -6,13 +6,26 @@ import secrets
 from typing import Any
 
 from api.errors import ApiError
+from api.init_image import InitImage, parse_init_image
 from jobs.messages import GenerateParams
 from modes import Mode, ModesConfig, parse_size
 from modes.config import MAX_GUIDANCE
 
 SEED_MAX = 2**32 - 1
 PROMPT_MAX = 4000
-FIELDS = ("mode", "prompt", "negative_prompt", "size", "num_inference_steps", "guidance_scale", "seed")
+FIELDS = (
+    "mode",
+    "prompt",
+    "negative_prompt",
+    "size",
+    "num_inference_steps",
+    "guidance_scale",
+    "seed",
+    "init_image",
+    "strength",
+)
+# img2img default: a light pass, as an SDXL refiner is used; raise it for stronger changes.
+DEFAULT_STRENGTH = 0.3
 
 
 def json_object(body: Any) -> dict[str, Any]:
@@ -21,22 +34,44 @@ def json_object(body: Any) -> dict[str, Any]:
     return body
 
 
-def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParams]:
+def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParams, dict[str, bytes]]:
+    """The mode, the resolved parameters, and the uploads to store before enqueueing (object key -> bytes)."""
     body = json_object(body)
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise ApiError(400, f"unknown field {unknown[0]!r}; accepted fields are {list(FIELDS)}", unknown[0])
     mode = _mode(body, modes)
     width, height = _size(body, mode)
-    return mode, GenerateParams(
+    steps = _integer(body, "num_inference_steps", mode.default_steps, 1, mode.max_steps)
+    init = None if body.get("init_image") is None else parse_init_image(body["init_image"])
+    params = GenerateParams(
         prompt=_text(body, "prompt", None),
         negative_prompt=_text(body, "negative_prompt", mode.negative_prompt),
         width=width,
         height=height,
-        steps=_integer(body, "num_inference_steps", mode.default_steps, 1, mode.max_steps),
+        steps=steps,
         guidance=float(_number(body, "guidance_scale", mode.default_guidance, 0.0, MAX_GUIDANCE)),
         seed=_seed(body),
+        init_image=init.key if init else None,
+        strength=_strength(body, init, steps),
     )
+    return mode, params, {init.key: init.data} if init else {}
+
+
+def _strength(body: dict[str, Any], init: InitImage | None, steps: int) -> float | None:
+    if init is None:
+        if body.get("strength") is not None:
+            raise ApiError(400, "strength applies to img2img only: send it with an init_image", "strength")
+        return None
+    strength = float(_number(body, "strength", DEFAULT_STRENGTH, 0.0, 1.0))
+    # The pipeline runs int(steps * strength) of the steps.
+    if int(steps * strength) < 1:
+        raise ApiError(
+            400,
+            f"strength {strength} of {steps} steps runs no denoising step; raise strength or num_inference_steps",
+            "strength",
+        )
+    return strength
 
 
 def _mode(body: dict[str, Any], modes: ModesConfig) -> Mode:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
+import struct
+import zlib
+
 import pytest
 import yaml
 
@@ -35,10 +41,11 @@ def modes(tmp_path):
 
 
 def test_defaults_come_from_the_mode(modes):
-    mode, params = parse_generation({"prompt": "p", "mode": "full", "seed": 3}, modes)
+    mode, params, uploads = parse_generation({"prompt": "p", "mode": "full", "seed": 3}, modes)
     assert mode.name == "full"
     assert (params.width, params.height, params.steps, params.guidance) == (768, 512, 20, 7.5)
     assert params.negative_prompt == "ugly" and params.seed == 3
+    assert (params.init_image, params.strength, uploads) == (None, None, {})
 
 
 def test_null_means_default_and_seed_is_drawn(modes):
@@ -51,12 +58,12 @@ def test_null_means_default_and_seed_is_drawn(modes):
         "guidance_scale": None,
         "seed": None,
     }
-    mode, params = parse_generation(body, modes)
+    mode, params, _ = parse_generation(body, modes)
     assert mode.name == "fast" and params.steps == 4 and 0 <= params.seed < 2**32
 
 
 def test_explicit_values_are_kept(modes):
-    _, params = parse_generation(
+    _, params, _ = parse_generation(
         {
             "prompt": "p",
             "negative_prompt": "n",
@@ -88,3 +95,58 @@ def test_rejections(modes, body, status, field):
     with pytest.raises(ApiError) as caught:
         parse_generation(body, modes)
     assert (caught.value.status, caught.value.field) == (status, field)
+
+
+def png_base64(width: int = 24, height: int = 16) -> tuple[str, bytes]:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 60)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode(), buffer.getvalue()
+
+
+def test_init_image_is_stored_by_content_and_strength_defaults(modes):
+    encoded, raw = png_base64()
+    _, params, uploads = parse_generation({"prompt": "p", "init_image": encoded, "num_inference_steps": 10}, modes)
+    assert params.init_image == f"inputs/{hashlib.sha256(raw).hexdigest()}.png"
+    assert uploads == {params.init_image: raw}
+    assert params.strength == 0.3
+    _, again, _ = parse_generation(
+        {"prompt": "p", "init_image": "data:image/png;base64," + encoded, "strength": 1}, modes
+    )
+    assert again.init_image == params.init_image and again.strength == 1.0
+
+
+def jpeg_base64() -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="JPEG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def huge_png_header() -> str:
+    """A PNG signature and IHDR claiming 5000x10 pixels (the API reads no further)."""
+    ihdr = struct.pack(">II", 5000, 10) + bytes([8, 2, 0, 0, 0])
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk).decode()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"init_image": 7}, "init_image must be a string"),
+        ({"init_image": "not base64!"}, "not valid base64"),
+        ({"init_image": jpeg_base64()}, "must be a PNG image"),
+        ({"init_image": huge_png_header()}, "5000x10; each side must be 1 to 4096"),
+        ({"init_image": "A" * (23 * 1024 * 1024)}, "larger than 16 MiB"),
+        ({"strength": 0.5}, "strength applies to img2img only"),
+        ({"init_image": png_base64()[0], "strength": 1.5}, "between 0.0 and 1.0"),
+        ({"init_image": png_base64()[0], "strength": 0.2, "num_inference_steps": 4}, "runs no denoising step"),
+    ],
+)
+def test_bad_img2img_fields_are_400_naming_the_field(modes, body, message):
+    with pytest.raises(ApiError, match=message) as caught:
+        parse_generation({"prompt": "p", **body}, modes)
+    assert caught.value.status == 400
+    assert caught.value.field == ("strength" if "strength" in body else "init_image")
