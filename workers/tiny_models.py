@@ -9,9 +9,10 @@ for tests and the demo), and writes it in one of two formats:
 
 - ``diffusers``: a folder, as ``save_pretrained`` writes it;
 - ``single``: one ``.safetensors`` file in the original checkpoint key layout
-  that A1111 and ComfyUI use.  A tiny single file gets a config sidecar
+  that A1111 and ComfyUI use.  A tiny single file (float32) gets a config sidecar
   (``<name>.config/``, see workers/model_configs.py) describing its small
-  architecture; a full-size one loads with the shipped config alone.
+  architecture; a full-size one (float16, as real checkpoints ship) loads with
+  the shipped config alone.
 
 Tiny models use a byte-level tokenizer (every byte a token, no merges) so their
 embedding tables stay small; full-size ones the real CLIP vocabulary.  The same
@@ -219,10 +220,13 @@ def _publish_folder(pipe: Any, wanted: dict[str, Any], staging: Path, out: Path)
 
 
 def _publish_single_file(pipe: Any, family: str, size: str, wanted: dict[str, Any], staging: Path, out: Path) -> None:
+    import torch
     from safetensors.torch import save_file
 
     from workers.original_layout import pipeline_to_original
 
+    if size == "full":
+        pipe = pipe.to(dtype=torch.float16)  # as real checkpoints ship, and half the memory while saving
     tensors = {key: tensor.contiguous() for key, tensor in pipeline_to_original(pipe, family).items()}
     save_file(tensors, staging / out.name, metadata={METADATA_KEY: json.dumps(wanted)})
     sidecar = out.with_suffix(SIDECAR_SUFFIX)
