@@ -33,3 +33,4 @@ def result_object_key(job_id: str) -> str:
 
 
 GENERATE_TASK = "dreamlab.generate"
+SWITCH_TASK = "dreamlab.switch_mode"
