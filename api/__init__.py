@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask
 
-from api import jobs, legacy, modes, status
+from api import custom, jobs, legacy, modes, status
 from api.errors import register_error_handlers
 from api.producer import make_producer
 from api.services import Services
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         producer=make_producer(),
     )
     register_error_handlers(app)
-    for blueprint in (jobs.bp, legacy.bp, modes.bp, status.bp):
+    for blueprint in (jobs.bp, legacy.bp, modes.bp, status.bp, custom.bp):
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -12,8 +12,8 @@ from flask import current_app
 
 from api.errors import ApiError
 from config import Settings
-from jobs.keys import GENERATE_TASK, SWITCH_TASK, generation_queue
-from jobs.messages import GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
+from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, generation_queue
+from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
 from jobs.records import JobRecords
 from modes import Mode, ModesConfig
 from modes.registry import ModesRegistry
@@ -49,17 +49,26 @@ class Services:
     def submit_generation(self, mode: Mode, params: GenerateParams) -> dict[str, Any]:
         """Record and enqueue a generation job, or raise ApiError having enqueued nothing."""
         job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params)
-        return self._submit(job.job_id, "generate", mode, GENERATE_TASK, job.to_dict())
+        queue = generation_queue(mode.backend, mode.name)
+        return self._submit(job.job_id, "generate", mode.name, GENERATE_TASK, job.to_dict(), queue)
 
     def submit_switch(self, mode: Mode) -> dict[str, Any]:
         """Queue a mode switch behind the jobs already queued for the mode."""
         job = SwitchJob(job_id=str(uuid.uuid4()), mode=resolve(mode))
-        return self._submit(job.job_id, "switch", mode, SWITCH_TASK, job.to_dict())
+        queue = generation_queue(mode.backend, mode.name)
+        return self._submit(job.job_id, "switch", mode.name, SWITCH_TASK, job.to_dict(), queue)
 
-    def _submit(self, job_id: str, kind: str, mode: Mode, task: str, payload: dict[str, Any]) -> dict[str, Any]:
-        record, waiting = self.records.create(
-            job_id, kind, mode.name, payload.get("params", {}), list(self.queues().values()), self.settings.queue_max
-        )
+    def submit_custom(self, handler: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Queue a registered custom handler on the custom-job queue."""
+        job = CustomJob(job_id=str(uuid.uuid4()), handler=handler, args=args)
+        return self._submit(job.job_id, "custom", "", CUSTOM_TASK, job.to_dict(), CUSTOM_QUEUE)
+
+    def _submit(
+        self, job_id: str, kind: str, mode: str, task: str, payload: dict[str, Any], queue: str
+    ) -> dict[str, Any]:
+        queues = [*self.queues().values(), CUSTOM_QUEUE]
+        params = payload.get("params") or {k: v for k, v in payload.items() if k in ("handler", "args")}
+        record, waiting = self.records.create(job_id, kind, mode, params, queues, self.settings.queue_max)
         if record is None:
             raise ApiError(
                 429,
@@ -67,13 +76,11 @@ class Services:
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
         try:
-            self.producer.send_task(
-                task, args=[payload], queue=generation_queue(mode.backend, mode.name), task_id=job_id
-            )
+            self.producer.send_task(task, args=[payload], queue=queue, task_id=job_id)
         except Exception as exc:
             self.records.delete(job_id)
             raise ApiError(503, f"could not enqueue the job ({exc}); check that Redis at REDIS_URL is up") from exc
-        current_app.logger.info("job %s: %s queued for mode %s", job_id, kind, mode.name)
+        current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record
 
 

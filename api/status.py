@@ -29,6 +29,7 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
             continue
         beat = {k.decode(): v.decode() for k, v in raw.items()}
         beat["queues"] = json.loads(beat.get("queues", "[]"))
+        beat["handlers"] = json.loads(beat.get("handlers", "[]"))
         beat["memory"] = json.loads(beat.get("memory", "{}"))
         beat["pid"] = int(beat.get("pid", 0))
         beat["age_seconds"] = round(time.time() - float(beat.pop("updated_at", 0)), 2)

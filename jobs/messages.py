@@ -73,3 +73,19 @@ class SwitchJob:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SwitchJob:
         return cls(job_id=data["job_id"], mode=ResolvedMode.from_dict(data["mode"]))
+
+
+@dataclass(frozen=True)
+class CustomJob:
+    """Run the registered handler ``handler`` on JSON ``args`` (never code from the network)."""
+
+    job_id: str
+    handler: str
+    args: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomJob:
+        return cls(job_id=data["job_id"], handler=data["handler"], args=data["args"])

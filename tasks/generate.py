@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.keys import GENERATE_TASK, SWITCH_TASK
-from jobs.messages import GenerateJob, SwitchJob
+from jobs.keys import CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK
+from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from tasks.celery_app import app
 from tasks.context import get_runner
 
@@ -20,3 +20,9 @@ def generate(self, job: dict[str, Any]) -> str:
 def switch_mode(self, job: dict[str, Any]) -> str:
     delivery_tag = (self.request.properties or {}).get("delivery_tag")
     return get_runner().switch(SwitchJob.from_dict(job), self.request.hostname, delivery_tag)
+
+
+@app.task(name=CUSTOM_TASK, bind=True)
+def custom(self, job: dict[str, Any]) -> str:
+    delivery_tag = (self.request.properties or {}).get("delivery_tag")
+    return get_runner().custom(CustomJob.from_dict(job), self.request.hostname, delivery_tag)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from jobs.keys import generation_queue
+from jobs.keys import CUSTOM_QUEUE, generation_queue
 from modes import ModesConfig
 from modes.registry import ModesRegistry
 from tasks.celery_app import app
@@ -15,7 +15,8 @@ INTERVAL = 2.0
 
 
 def queues_for(config: ModesConfig, serves: str) -> list[str]:
-    return [generation_queue(serves, m.name) for m in config.modes.values() if m.backend == serves]
+    """The generation queue of every mode the backend serves, then the custom-job queue."""
+    return [generation_queue(serves, m.name) for m in config.modes.values() if m.backend == serves] + [CUSTOM_QUEUE]
 
 
 class QueueFollower:

@@ -10,11 +10,12 @@ from typing import Any
 import redis
 
 from jobs.keys import result_object_key
-from jobs.messages import GenerateJob, SwitchJob
+from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.records import CLAIMED, GONE, JobRecords
 from storage import ObjectStore
 from tasks.lease import Lease
 from workers import Backend
+from workers.custom_handlers import HANDLERS, HandlerContext
 from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
 
@@ -50,6 +51,15 @@ class JobRunner:
             return {"mode": job.mode.name, "worker": worker, "load_seconds": round(seconds, 4)}
 
         return self._run(job.job_id, f"switch to mode {job.mode.name!r}", worker, delivery_tag, load)
+
+    def custom(self, job: CustomJob, worker: str, delivery_tag: str | None) -> str:
+        def call(lease: Lease) -> dict[str, Any]:
+            if job.handler not in HANDLERS:
+                raise JobError(f"this worker has no custom handler {job.handler!r}; it has {sorted(HANDLERS)}")
+            output = HANDLERS[job.handler](job.args, HandlerContext(job.job_id, self.backend))
+            return {"handler": job.handler, "worker": worker, "output": output}
+
+        return self._run(job.job_id, f"custom handler {job.handler!r}", worker, delivery_tag, call)
 
     def _run(
         self, job_id: str, what: str, worker: str, delivery_tag: str | None, work: Callable[[Lease], dict[str, Any]]
@@ -99,6 +109,8 @@ class JobRunner:
 def failure_message(what: str, exc: Exception) -> str:
     if isinstance(exc, JobError):
         return str(exc)
+    if what.startswith("custom handler"):
+        return f"{what} failed: {type(exc).__name__}: {exc}"
     return (
         f"{what} failed on the worker: {type(exc).__name__}: {exc}. "
         "Check that the mode's model and LoRA files exist and are complete, then submit the job again."

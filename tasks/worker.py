@@ -15,12 +15,14 @@ import sys
 from celery import signals
 
 from config import Settings
+from jobs.keys import CUSTOM_QUEUE
 from modes import ModesError
 from modes.registry import ModesRegistry
 from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
 from tasks.queue_follower import QueueFollower, queues_for
+from workers.custom_handlers import load_handler_modules
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def initial_queues(registry: ModesRegistry, serves: str, settings: Settings) -> 
         queues = queues_for(registry.current(), serves)
     except ModesError as exc:
         raise SystemExit(f"worker cannot start: {exc}") from None
-    if not queues:
+    if queues == [CUSTOM_QUEUE]:
         raise SystemExit(f"worker cannot start: no mode in {settings.modes_file} has backend {serves!r}")
     return queues
 
@@ -39,6 +41,7 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     runner = get_runner()
+    handlers = load_handler_modules()
     registry = ModesRegistry(runner.redis, settings.modes_file)
     registry.reload()
     queues = initial_queues(registry, runner.backend.serves, settings)
@@ -49,7 +52,7 @@ def main(argv: list[str]) -> None:
     @signals.worker_ready.connect(weak=False)
     def start_threads(sender, **_):
         follower.start(sender.hostname)
-        heartbeat = Heartbeat(runner, sender.hostname, lambda: follower.queues)
+        heartbeat = Heartbeat(runner, sender.hostname, lambda: follower.queues, handlers)
         heartbeat.start()
         heartbeats.append(heartbeat)
 

@@ -149,7 +149,7 @@ def test_status_modes_and_health(api_stack):
     assert status["queues"]["demo"]["queue"] == "gen.torch.demo"
     [worker] = status["workers"]
     assert worker["backend"] == "torch" and worker["state"] in ("idle", "busy")
-    assert set(worker["queues"]) == {"gen.torch.demo", "gen.torch.slow", "gen.torch.styled"}
+    assert set(worker["queues"]) == {"gen.torch.demo", "gen.torch.slow", "gen.torch.styled", "custom"}
     modes = requests.get(f"{api_stack.base}/api/modes", timeout=10).json()
     assert modes["default_mode"] == "demo"
     assert {m["name"] for m in modes["modes"]} == {"demo", "slow", "npu", "styled"}
