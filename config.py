@@ -40,6 +40,7 @@ class Settings:
     lease_ttl: float
     worker_backend: str
     retry_after: int
+    modes_watch: bool
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,4 +55,5 @@ class Settings:
             lease_ttl=_float("LEASE_TTL", 15.0),
             worker_backend=os.environ.get("WORKER_BACKEND", "torch"),
             retry_after=_int("RETRY_AFTER", 5),
+            modes_watch=os.environ.get("MODES_WATCH", "1") != "0",
         )

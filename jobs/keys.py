@@ -38,3 +38,6 @@ def input_object_key(sha256: str) -> str:
 
 
 GENERATE_TASK = "dreamlab.generate"
+SWITCH_TASK = "dreamlab.switch_mode"
+CUSTOM_TASK = "dreamlab.custom"
+CUSTOM_QUEUE = "custom"  # every worker consumes it; handlers are not bound to a mode

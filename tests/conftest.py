@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import runpy
 from pathlib import Path
@@ -14,9 +15,16 @@ from tests.processes import OFFLINE_GUARD, ROOT, Stack, stack_env, start_redis
 # The test process too: no hub, and no host beyond loopback.
 os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
 runpy.run_path(str(OFFLINE_GUARD / "sitecustomize.py"))
+# One torch thread in pytest and every process it starts (they inherit the environment): on a
+# shared, oversubscribed machine two OpenMP threads made a tiny 4-step job 40x slower (23 s, not
+# 0.6 s) as each op waits for both threads to be scheduled.  Set OMP_NUM_THREADS to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 MODEL_ROOT = ROOT / ".cache" / "models"
+LORA_ROOT = ROOT / ".cache" / "loras"
 TINY = "tiny-sd15"
+# name -> (seed, format); built for the tiny model by the tiny_loras fixture
+LORAS = {"style.safetensors": (1, "diffusers"), "detail-kohya.safetensors": (2, "kohya")}
 # Every family in both formats: (family, format) -> its name under MODEL_ROOT.
 FAMILY_MODELS = {
     (family, fmt): f"tiny-{family}" + (".safetensors" if fmt == "single" else "")
@@ -58,6 +66,10 @@ TEST_MODES = {
         },
         # Served by no worker in the tests: its jobs stay queued.
         "npu": {"model": TINY, "default_size": "64x64", "default_steps": 4, "backend": "rknn"},
+        # The demo model with two LoRAs, one per file format.
+        "styled": {"model": TINY, "default_size": "64x64", "default_steps": 4, "default_guidance": 1.0,
+                   "scheduler": "lcm",
+                   "loras": ["style.safetensors", {"path": "detail-kohya.safetensors", "strength": 0.5}]},
         **FAMILY_MODES,
     },
 }
@@ -79,9 +91,20 @@ def family_models(tiny_model) -> dict[tuple[str, str], Path]:
 
 
 @pytest.fixture(scope="session")
-def modes_file(tmp_path_factory, family_models) -> Path:
+def tiny_loras(tiny_model) -> dict[str, Path]:
+    from workers.tiny_loras import build_lora
+
+    return {name: build_lora(tiny_model, LORA_ROOT / name, seed, fmt) for name, (seed, fmt) in LORAS.items()}
+
+
+def modes_data() -> dict:
+    return {"model_root": str(MODEL_ROOT), "lora_root": str(LORA_ROOT), **copy.deepcopy(TEST_MODES)}
+
+
+@pytest.fixture(scope="session")
+def modes_file(tmp_path_factory, family_models, tiny_loras) -> Path:
     path = tmp_path_factory.mktemp("modes") / "modes.yaml"
-    path.write_text(yaml.safe_dump({"model_root": str(MODEL_ROOT), **TEST_MODES}))
+    path.write_text(yaml.safe_dump(modes_data()))
     return path
 
 

@@ -83,15 +83,6 @@ def test_generate_is_synchronous_with_seed_headers(api_stack):
     assert result_bytes(api_stack.base, job_id) == response.content
 
 
-def test_generate_waits_for_a_job_longer_than_a_redis_socket_timeout(api_stack):
-    response = requests.post(
-        f"{api_stack.base}/generate", json={"mode": "slow", "prompt": "long", "num_inference_steps": 70}, timeout=120
-    )
-    assert response.status_code == 200, response.text
-    record = requests.get(f"{api_stack.base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
-    assert record["result"]["run_seconds"] > 5, "the job must outlast redis-py's 5 s socket timeout"
-
-
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -159,7 +150,8 @@ def test_status_modes_and_health(api_stack):
     assert status["queues"]["demo"]["queue"] == "gen.torch.demo"
     [worker] = status["workers"]
     assert worker["backend"] == "torch" and worker["state"] in ("idle", "busy")
-    assert set(worker["queues"]) == {f"gen.torch.{name}" for name in set(TEST_MODES["modes"]) - {"npu"}}
+    torch_modes = set(TEST_MODES["modes"]) - {"npu"}
+    assert set(worker["queues"]) == {f"gen.torch.{name}" for name in torch_modes} | {"custom"}
     modes = requests.get(f"{api_stack.base}/api/modes", timeout=10).json()
     assert modes["default_mode"] == "demo"
     assert {m["name"] for m in modes["modes"]} == set(TEST_MODES["modes"])

@@ -63,7 +63,9 @@ def test_refiner_refines_an_image_deterministically(backend, family_models, fmt)
 
 
 def test_refiner_without_an_image_fails_saying_what_to_send(backend, family_models):
-    with pytest.raises(ValueError, match="only refines an image: send init_image"):
+    from workers.errors import JobError
+
+    with pytest.raises(JobError, match="only refines an image: send init_image"):
         backend.generate(make_job(family_models[("sdxl-refiner", "single")], strength=None), lambda i, n: None)
 
 

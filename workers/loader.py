@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workers.errors import JobError
 from workers.families import CONV_IN_KEY, Family, UnsupportedCheckpoint, detect_family, read_header
 from workers.model_configs import SIDECAR_SUFFIX, family_config, sidecar_for
 from workers.offline import force_offline
@@ -29,7 +30,7 @@ PIPELINE_CLASSES = {
 }
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(JobError, ValueError):
     """The model cannot be loaded; the message says which file and what to do."""
 
 
