@@ -49,6 +49,7 @@ class Settings:
     lease_ttl: float
     worker_backend: str
     retry_after: int
+    modes_watch: bool
     num_workers: int = 1
     use_rknn_context_cfgs: bool = True
 
@@ -65,6 +66,7 @@ class Settings:
             lease_ttl=_float("LEASE_TTL", 15.0),
             worker_backend=os.environ.get("WORKER_BACKEND", "torch"),
             retry_after=_int("RETRY_AFTER", 5),
+            modes_watch=os.environ.get("MODES_WATCH", "1") != "0",
             num_workers=_int("NUM_WORKERS", 1),
             use_rknn_context_cfgs=_bool("USE_RKNN_CONTEXT_CFGS", True),
         )

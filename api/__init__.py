@@ -7,13 +7,14 @@ import logging
 import redis
 from flask import Flask
 
-from api import jobs, legacy, status
+from api import custom, jobs, legacy, modes, status
 from api.errors import register_error_handlers
 from api.producer import make_producer
 from api.services import Services
 from config import Settings
 from jobs.records import JobRecords
-from modes import load_modes
+from modes.registry import ModesRegistry
+from modes.watch import reload_on_sighup, watch_file
 from storage import open_store
 
 
@@ -22,16 +23,23 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False
     client = redis.Redis.from_url(settings.redis_url)
+    registry = ModesRegistry(client, settings.modes_file)
+    reloaded = registry.reload()
+    if reloaded.error and reloaded.version == 0:
+        raise SystemExit(f"the API cannot start: {reloaded.error}")
+    if settings.modes_watch:
+        watch_file(settings.modes_file, registry.reload)
+    reload_on_sighup(registry.reload)
     app.extensions["dreamlab"] = Services(
         settings=settings,
         redis=client,
         records=JobRecords(client, settings.job_ttl),
         store=open_store(settings.store_url),
-        modes=load_modes(settings.modes_file),
+        registry=registry,
         producer=make_producer(),
     )
     register_error_handlers(app)
-    for blueprint in (jobs.bp, legacy.bp, status.bp):
+    for blueprint in (jobs.bp, legacy.bp, modes.bp, status.bp, custom.bp):
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

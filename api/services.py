@@ -12,10 +12,11 @@ from flask import current_app
 
 from api.errors import ApiError
 from config import Settings
-from jobs.keys import GENERATE_TASK, generation_queue
-from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
+from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, generation_queue
+from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
 from jobs.records import JobRecords
 from modes import Mode, ModesConfig
+from modes.registry import ModesRegistry
 from storage import ObjectStore
 
 
@@ -25,37 +26,49 @@ class Services:
     redis: redis.Redis
     records: JobRecords
     store: ObjectStore
-    modes: ModesConfig
+    registry: ModesRegistry
     producer: Celery
 
-    def queues(self) -> dict[str, str]:
-        """Mode name -> its generation queue."""
-        return {m.name: generation_queue(m.backend, m.name) for m in self.modes.modes.values()}
+    @property
+    def modes(self) -> ModesConfig:
+        """The fleet's current modes config (hot-reloaded)."""
+        return self.registry.current()
 
-    def queue_depths(self) -> dict[str, int]:
-        queues = self.queues()
+    def queues(self, modes: ModesConfig | None = None) -> dict[str, str]:
+        """Mode name -> its generation queue."""
+        modes = modes or self.modes
+        return {m.name: generation_queue(m.backend, m.name) for m in modes.modes.values()}
+
+    def queue_depths(self, modes: ModesConfig | None = None) -> dict[str, int]:
+        queues = self.queues(modes)
         pipe = self.redis.pipeline()
         for queue in queues.values():
             pipe.llen(queue)
         return dict(zip(queues, pipe.execute(), strict=True))
 
     def submit_generation(self, mode: Mode, params: GenerateParams) -> dict[str, Any]:
-        """Record and enqueue a job, or raise ApiError having enqueued nothing."""
-        job = GenerateJob(
-            job_id=str(uuid.uuid4()),
-            mode=ResolvedMode(
-                name=mode.name, model_path=str(mode.model_path), scheduler=mode.scheduler, backend=mode.backend
-            ),
-            params=params,
-        )
-        record, waiting = self.records.create(
-            job.job_id,
-            "generate",
-            mode.name,
-            job.to_dict()["params"],
-            list(self.queues().values()),
-            self.settings.queue_max,
-        )
+        """Record and enqueue a generation job, or raise ApiError having enqueued nothing."""
+        job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params)
+        queue = generation_queue(mode.backend, mode.name)
+        return self._submit(job.job_id, "generate", mode.name, GENERATE_TASK, job.to_dict(), queue)
+
+    def submit_switch(self, mode: Mode) -> dict[str, Any]:
+        """Queue a mode switch behind the jobs already queued for the mode."""
+        job = SwitchJob(job_id=str(uuid.uuid4()), mode=resolve(mode))
+        queue = generation_queue(mode.backend, mode.name)
+        return self._submit(job.job_id, "switch", mode.name, SWITCH_TASK, job.to_dict(), queue)
+
+    def submit_custom(self, handler: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Queue a registered custom handler on the custom-job queue."""
+        job = CustomJob(job_id=str(uuid.uuid4()), handler=handler, args=args)
+        return self._submit(job.job_id, "custom", "", CUSTOM_TASK, job.to_dict(), CUSTOM_QUEUE)
+
+    def _submit(
+        self, job_id: str, kind: str, mode: str, task: str, payload: dict[str, Any], queue: str
+    ) -> dict[str, Any]:
+        queues = [*self.queues().values(), CUSTOM_QUEUE]
+        params = payload.get("params") or {k: v for k, v in payload.items() if k in ("handler", "args")}
+        record, waiting = self.records.create(job_id, kind, mode, params, queues, self.settings.queue_max)
         if record is None:
             raise ApiError(
                 429,
@@ -63,14 +76,23 @@ class Services:
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
         try:
-            self.producer.send_task(
-                GENERATE_TASK, args=[job.to_dict()], queue=generation_queue(mode.backend, mode.name), task_id=job.job_id
-            )
+            self.producer.send_task(task, args=[payload], queue=queue, task_id=job_id)
         except Exception as exc:
-            self.records.delete(job.job_id)
+            self.records.delete(job_id)
             raise ApiError(503, f"could not enqueue the job ({exc}); check that Redis at REDIS_URL is up") from exc
-        current_app.logger.info("job %s: queued for mode %s", job.job_id, mode.name)
+        current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record
+
+
+def resolve(mode: Mode) -> ResolvedMode:
+    """The mode as a worker needs it: paths, scheduler and LoRAs, no reference to modes.yaml."""
+    return ResolvedMode(
+        name=mode.name,
+        model_path=str(mode.model_path),
+        scheduler=mode.scheduler,
+        backend=mode.backend,
+        loras=tuple(LoraRef(**lora.as_dict()) for lora in mode.loras),
+    )
 
 
 def services() -> Services:

@@ -1,4 +1,4 @@
-"""Fleet status: modes, workers, queue depths, health, and the OpenAPI spec."""
+"""Fleet status: workers, queue depths, health, and the OpenAPI spec."""
 
 from __future__ import annotations
 
@@ -29,31 +29,21 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
             continue
         beat = {k.decode(): v.decode() for k, v in raw.items()}
         beat["queues"] = json.loads(beat.get("queues", "[]"))
+        beat["handlers"] = json.loads(beat.get("handlers", "[]"))
+        beat["memory"] = json.loads(beat.get("memory", "{}"))
         beat["pid"] = int(beat.get("pid", 0))
         beat["age_seconds"] = round(time.time() - float(beat.pop("updated_at", 0)), 2)
         workers.append(beat)
     return workers
 
 
-@bp.get("/api/modes")
-def list_modes():
-    svc = services()
-    current = sorted({w["mode"] for w in live_workers(svc) if w["mode"]})
-    return jsonify(
-        {
-            "default_mode": svc.modes.default_mode,
-            "current_modes": current,
-            "modes": [mode.describe() for mode in svc.modes.modes.values()],
-        }
-    )
-
-
 @bp.get("/api/models/status")
 def models_status():
     svc = services()
     workers = live_workers(svc)
-    queues = svc.queues()
-    depths = svc.queue_depths()
+    modes = svc.modes
+    queues = svc.queues(modes)
+    depths = svc.queue_depths(modes)
     return jsonify(
         {
             "current_modes": sorted({w["mode"] for w in workers if w["mode"]}),
@@ -61,6 +51,29 @@ def models_status():
             "waiting_total": sum(depths.values()),
             "queue_max": svc.settings.queue_max,
             "workers": workers,
+        }
+    )
+
+
+@bp.get("/api/vram")
+def vram():
+    """Memory per worker and fleet-wide, from heartbeats (no worker is asked synchronously)."""
+    workers = live_workers(services())
+    devices = {}
+    for worker in workers:
+        memory = worker["memory"]
+        if "total_bytes" in memory:
+            # Workers on one host share its RAM (or one GPU): count each device once.
+            devices[(worker["host"], memory["device"])] = memory
+    totals = {f"{k}_bytes": sum(m[f"{k}_bytes"] for m in devices.values()) for k in ("total", "used", "free")}
+    models = sum(w["memory"].get("models_bytes", 0) for w in workers)
+    return jsonify(
+        {
+            "fleet": {**totals, "models_bytes": models, "devices": len(devices)},
+            "workers": [
+                {"name": w["name"], "host": w["host"], "mode": w["mode"], "state": w["state"], "memory": w["memory"]}
+                for w in workers
+            ],
         }
     )
 

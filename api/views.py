@@ -17,7 +17,8 @@ def public_job(record: dict[str, Any]) -> dict[str, Any]:
         view["progress"] = record["progress"]
     if record["status"] == SUCCEEDED:
         result = {k: v for k, v in record["result"].items() if k != "key"}
-        result["url"] = url_for("jobs.job_result", job_id=record["id"])
+        if "key" in record["result"]:
+            result["url"] = url_for("jobs.job_result", job_id=record["id"])
         view["result"] = result
     elif record["status"] == FAILED:
         view["error"] = record["error"]

@@ -33,3 +33,6 @@ def result_object_key(job_id: str) -> str:
 
 
 GENERATE_TASK = "dreamlab.generate"
+SWITCH_TASK = "dreamlab.switch_mode"
+CUSTOM_TASK = "dreamlab.custom"
+CUSTOM_QUEUE = "custom"  # every worker consumes it; handlers are not bound to a mode

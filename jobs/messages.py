@@ -11,11 +11,24 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class LoraRef:
+    path: str
+    strength: float
+    adapter_name: str
+
+
+@dataclass(frozen=True)
 class ResolvedMode:
     name: str
     model_path: str
     scheduler: str
     backend: str
+    loras: tuple[LoraRef, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResolvedMode:
+        loras = tuple(LoraRef(**lora) for lora in data.get("loras", ()))
+        return cls(**{**data, "loras": loras})
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,37 @@ class GenerateJob:
     def from_dict(cls, data: dict[str, Any]) -> GenerateJob:
         return cls(
             job_id=data["job_id"],
-            mode=ResolvedMode(**data["mode"]),
+            mode=ResolvedMode.from_dict(data["mode"]),
             params=GenerateParams(**data["params"]),
         )
+
+
+@dataclass(frozen=True)
+class SwitchJob:
+    """Load a mode on the worker that takes the job, ahead of the generation jobs queued after it."""
+
+    job_id: str
+    mode: ResolvedMode
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SwitchJob:
+        return cls(job_id=data["job_id"], mode=ResolvedMode.from_dict(data["mode"]))
+
+
+@dataclass(frozen=True)
+class CustomJob:
+    """Run the registered handler ``handler`` on JSON ``args`` (never code from the network)."""
+
+    job_id: str
+    handler: str
+    args: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomJob:
+        return cls(job_id=data["job_id"], handler=data["handler"], args=data["args"])

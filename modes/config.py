@@ -6,8 +6,9 @@ paths are resolved against the folder that holds modes.yaml.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,21 @@ LCM_MAX_STEPS = 50
 MAX_GUIDANCE = 30.0
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _MODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_ADAPTER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class ModesError(ValueError):
     """modes.yaml is unusable; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Lora:
+    path: Path
+    strength: float
+    adapter_name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "strength": self.strength, "adapter_name": self.adapter_name}
 
 
 @dataclass(frozen=True)
@@ -43,11 +55,13 @@ class Mode:
     backend: str
     max_size: int
     max_steps: int
+    loras: tuple[Lora, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "model": str(self.model_path),
+            "loras": [lora.as_dict() for lora in self.loras],
             "default_size": f"{self.default_width}x{self.default_height}",
             "default_steps": self.default_steps,
             "default_guidance": self.default_guidance,
@@ -71,6 +85,12 @@ class ModesConfig:
     model_root: Path
     default_mode: str
     modes: dict[str, Mode]
+    text: str = field(default="", compare=False)
+
+    @property
+    def digest(self) -> str:
+        """Identifies the file content the config was parsed from."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
 
 def parse_size(value: str) -> tuple[int, int]:
@@ -82,27 +102,81 @@ def parse_size(value: str) -> tuple[int, int]:
 
 
 def load_modes(path: Path) -> ModesConfig:
+    """Read and validate the modes file at ``path``."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ModesError(f"{path}: file not found; set MODES_FILE or create it from modes.yaml.example") from None
+    except OSError as exc:
+        raise ModesError(f"{path}: cannot read it: {exc}") from None
+    return parse_modes(text, path)
+
+
+def parse_modes(text: str, source: Path) -> ModesConfig:
+    """Validate modes.yaml ``text``; relative roots resolve against ``source``'s folder."""
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ModesError(f"{path}: not valid YAML: {exc}") from None
+        raise ModesError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ModesError(f"{path}: expected a mapping with model_root, default_mode and modes")
-    root = (path.parent / str(data.get("model_root", "."))).resolve()
+        raise ModesError(f"{source}: expected a mapping with model_root, default_mode and modes")
+    root = _root(source, data, "model_root", ".")
+    lora_root = _root(source, data, "lora_root", str(root))
     raw_modes = data.get("modes")
     if not isinstance(raw_modes, dict) or not raw_modes:
-        raise ModesError(f"{path}: 'modes' must map at least one mode name to its settings")
-    modes = {name: _parse_mode(str(name), spec, root) for name, spec in raw_modes.items()}
+        raise ModesError(f"{source}: 'modes' must map at least one mode name to its settings")
+    modes = {str(name): _parse_mode(str(name), spec, root, lora_root) for name, spec in raw_modes.items()}
     default_mode = str(data.get("default_mode") or next(iter(modes)))
     if default_mode not in modes:
-        raise ModesError(f"{path}: default_mode {default_mode!r} is not one of {sorted(modes)}")
-    return ModesConfig(source=path, model_root=root, default_mode=default_mode, modes=modes)
+        raise ModesError(f"{source}: default_mode {default_mode!r} is not one of {sorted(modes)}")
+    return ModesConfig(source=source, model_root=root, default_mode=default_mode, modes=modes, text=text)
 
 
-def _parse_mode(name: str, spec: Any, root: Path) -> Mode:
+def _root(source: Path, data: dict, key: str, default: str) -> Path:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ModesError(f"{source}: {key!r} must be a folder path")
+    return (source.parent / value).resolve()
+
+
+def resolve_under(root: Path, relative: str, where: str, what: str) -> Path:
+    """``root/relative`` with symlinks resolved, refused if it leaves ``root``."""
+    if Path(relative).is_absolute():
+        raise ModesError(f"{where}: {what} {relative!r} must be relative to {root}, not absolute")
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ModesError(f"{where}: {what} {relative!r} escapes {root} ('..' or a symlink leading outside)")
+    return path
+
+
+def _parse_loras(spec: Any, lora_root: Path, where: str) -> tuple[Lora, ...]:
+    if spec is None:
+        return ()
+    if not isinstance(spec, list):
+        raise ModesError(f"{where}: 'loras' must be a list of files or of {{path, strength, adapter_name}}")
+    loras = []
+    for index, item in enumerate(spec):
+        at = f"{where}: loras[{index}]"
+        entry = {"path": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise ModesError(f"{at}: give a file name or a mapping with 'path'")
+        unknown = sorted(set(entry) - {"path", "strength", "adapter_name"})
+        if unknown:
+            raise ModesError(f"{at}: unknown key {unknown[0]!r}; use path, strength, adapter_name")
+        path = resolve_under(lora_root, entry["path"], at, "path")
+        stem = re.sub(r"\W", "_", Path(entry["path"]).stem)
+        name = str(entry.get("adapter_name") or (stem if stem[:1].isalpha() else f"lora_{stem}"))
+        if not _ADAPTER_NAME.match(name):
+            raise ModesError(f"{at}: 'adapter_name' {name!r} must be letters, digits and '_', starting with a letter")
+        loras.append(Lora(path, _number(entry, "strength", 1.0, float, at, -10.0, 10.0), name))
+    names = [lora.adapter_name for lora in loras]
+    if len(set(names)) != len(names):
+        raise ModesError(f"{where}: adapter names must be unique within a mode, got {names}")
+    return tuple(loras)
+
+
+def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
     where = f"mode {name!r}"
     if not _MODE_NAME.match(name):
         raise ModesError(f"{where}: names use letters, digits, '-' and '_' (at most 64)")
@@ -111,9 +185,7 @@ def _parse_mode(name: str, spec: Any, root: Path) -> Mode:
     model = spec.get("model")
     if not isinstance(model, str) or not model:
         raise ModesError(f"{where}: 'model' must name a model under model_root")
-    model_path = (root / model).resolve()
-    if not model_path.is_relative_to(root):
-        raise ModesError(f"{where}: 'model' {model!r} escapes model_root {root}")
+    model_path = resolve_under(root, model, where, "'model'")
     try:
         width, height = parse_size(str(spec.get("default_size", "512x512")))
     except ValueError as exc:
@@ -131,6 +203,8 @@ def _parse_mode(name: str, spec: Any, root: Path) -> Mode:
         raise ModesError(f"{where}: 'backend' {backend!r} is not one of {list(BACKENDS)}")
     if backend in EDGE_BACKENDS and scheduler != "lcm":
         raise ModesError(f"{where}: backend {backend!r} runs the LCM pipeline only; set 'scheduler: lcm'")
+    if backend in EDGE_BACKENDS and spec.get("loras"):
+        raise ModesError(f"{where}: backend {backend!r} cannot apply LoRAs; fuse them into the model before export")
     return Mode(
         name=name,
         model_path=model_path,
@@ -143,6 +217,7 @@ def _parse_mode(name: str, spec: Any, root: Path) -> Mode:
         backend=backend,
         max_size=max_size,
         max_steps=max_steps,
+        loras=_parse_loras(spec.get("loras"), lora_root, where),
     )
 
 

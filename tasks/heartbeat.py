@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from jobs.keys import worker_key
 from tasks.runner import JobRunner
@@ -19,7 +20,8 @@ TTL = 10  # a dead worker drops out of /api/models/status within this many secon
 
 
 class Heartbeat:
-    def __init__(self, runner: JobRunner, name: str, queues: list[str]) -> None:
+    def __init__(self, runner: JobRunner, name: str, queues: Callable[[], list[str]], handlers: list[str]) -> None:
+        self._handlers = handlers
         self._runner = runner
         self._name = name
         self._queues = queues
@@ -43,7 +45,9 @@ class Heartbeat:
             "mode": self._runner.backend.loaded_mode or "",
             "state": "busy" if job else "idle",
             "job": job or "",
-            "queues": json.dumps(self._queues),
+            "queues": json.dumps(self._queues()),
+            "handlers": json.dumps(self._handlers),
+            "memory": json.dumps(self._runner.backend.memory_report()),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "updated_at": time.time(),

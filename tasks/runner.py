@@ -1,18 +1,22 @@
-"""Run one generation job on a worker: lease, progress, store, record."""
+"""Run one job on a worker: lease, work, store, record."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
 from jobs.keys import result_object_key
-from jobs.messages import GenerateJob
+from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.records import CLAIMED, GONE, JobRecords
 from storage import ObjectStore
 from tasks.lease import Lease
 from workers import Backend
+from workers.custom_handlers import HANDLERS, HandlerContext
+from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
 
 log = logging.getLogger(__name__)
@@ -36,9 +40,31 @@ class JobRunner:
         self.lease_ttl = lease_ttl
         self.current_job: str | None = None
 
-    def run(self, job: GenerateJob, worker: str, delivery_tag: str | None) -> str:
-        """Run ``job`` unless another delivery of it has run or is running; return what happened."""
-        job_id = job.job_id
+    def generate(self, job: GenerateJob, worker: str, delivery_tag: str | None) -> str:
+        return self._run(
+            job.job_id, f"mode {job.mode.name!r}", worker, delivery_tag, lambda lease: self._generate(job, lease)
+        )
+
+    def switch(self, job: SwitchJob, worker: str, delivery_tag: str | None) -> str:
+        def load(lease: Lease) -> dict[str, Any]:
+            seconds = self.backend.prepare(job.mode, job.job_id)
+            return {"mode": job.mode.name, "worker": worker, "load_seconds": round(seconds, 4)}
+
+        return self._run(job.job_id, f"switch to mode {job.mode.name!r}", worker, delivery_tag, load)
+
+    def custom(self, job: CustomJob, worker: str, delivery_tag: str | None) -> str:
+        def call(lease: Lease) -> dict[str, Any]:
+            if job.handler not in HANDLERS:
+                raise JobError(f"this worker has no custom handler {job.handler!r}; it has {sorted(HANDLERS)}")
+            output = HANDLERS[job.handler](job.args, HandlerContext(job.job_id, self.backend))
+            return {"handler": job.handler, "worker": worker, "output": output}
+
+        return self._run(job.job_id, f"custom handler {job.handler!r}", worker, delivery_tag, call)
+
+    def _run(
+        self, job_id: str, what: str, worker: str, delivery_tag: str | None, work: Callable[[Lease], dict[str, Any]]
+    ) -> str:
+        """Run ``work`` unless another delivery of the job has run or is running; return what happened."""
         lease = Lease(self.redis, job_id, self.lease_ttl, delivery_tag)
         code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl))
         if code != CLAIMED:
@@ -46,42 +72,46 @@ class JobRunner:
             log.info("job %s: %s; dropping this delivery", job_id, why)
             return "dropped"
         with lease:
-            log.info("job %s: running mode %s on %s", job_id, job.mode.name, worker)
+            log.info("job %s: running %s on %s", job_id, what, worker)
             self.current_job = job_id
+            began = time.perf_counter()
             try:
-                return self._generate(job, lease)
+                result = work(lease)
+            except Exception as exc:
+                log.exception("job %s: %s failed", job_id, what)
+                self.records.fail(job_id, lease.token, failure_message(what, exc))
+                return "failed"
             finally:
                 self.current_job = None
+            result["run_seconds"] = round(time.perf_counter() - began, 4)
+            if self.records.succeed(job_id, lease.token, result):
+                log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
+                return "succeeded"
+            log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
+            return "superseded"
 
-    def _generate(self, job: GenerateJob, lease: Lease) -> str:
-        job_id = job.job_id
-        began = time.perf_counter()
-        try:
-            generated = self.backend.generate(
-                job, on_step=lambda step, total: self.records.progress(job_id, lease.token, step, total)
-            )
-            png = encode_png(generated.image, a1111_parameters(job, generated.sampler))
-            key = result_object_key(job_id)
-            self.store.put(key, png, "image/png")
-        except Exception as exc:
-            log.exception("job %s: generation failed", job_id)
-            message = (
-                f"generation failed on worker with mode {job.mode.name!r}: {type(exc).__name__}: {exc}. "
-                "Check that the mode's model files exist and are complete, then submit the job again."
-            )
-            self.records.fail(job_id, lease.token, message)
-            return "failed"
-        result = {
+    def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
+        generated = self.backend.generate(
+            job, on_step=lambda step, total: self.records.progress(job.job_id, lease.token, step, total)
+        )
+        key = result_object_key(job.job_id)
+        self.store.put(key, encode_png(generated.image, a1111_parameters(job, generated.sampler)), "image/png")
+        return {
             "key": key,
             "seed": job.params.seed,
             "mode": job.mode.name,
             "width": generated.image.width,
             "height": generated.image.height,
             "sampler": generated.sampler,
-            "run_seconds": round(time.perf_counter() - began, 4),
         }
-        if self.records.succeed(job_id, lease.token, result):
-            log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
-            return "succeeded"
-        log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
-        return "superseded"
+
+
+def failure_message(what: str, exc: Exception) -> str:
+    if isinstance(exc, JobError):
+        return str(exc)
+    if what.startswith("custom handler"):
+        return f"{what} failed: {type(exc).__name__}: {exc}"
+    return (
+        f"{what} failed on the worker: {type(exc).__name__}: {exc}. "
+        "Check that the mode's model and LoRA files exist and are complete, then submit the job again."
+    )

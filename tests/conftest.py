@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ import yaml
 from tests.processes import ROOT, Stack, stack_env, start_redis
 
 MODEL_ROOT = ROOT / ".cache" / "models"
+LORA_ROOT = ROOT / ".cache" / "loras"
 TINY = "tiny-sd15"
+# name -> (seed, format); built for the tiny model by the tiny_loras fixture
+LORAS = {"style.safetensors": (1, "diffusers"), "detail-kohya.safetensors": (2, "kohya")}
 
 TEST_MODES = {
     "default_mode": "demo",
@@ -35,6 +39,10 @@ TEST_MODES = {
         },
         # Served by no worker in the tests: its jobs stay queued.
         "npu": {"model": TINY, "default_size": "64x64", "default_steps": 4, "scheduler": "lcm", "backend": "rknn"},
+        # The demo model with two LoRAs, one per file format.
+        "styled": {"model": TINY, "default_size": "64x64", "default_steps": 4, "default_guidance": 1.0,
+                   "scheduler": "lcm",
+                   "loras": ["style.safetensors", {"path": "detail-kohya.safetensors", "strength": 0.5}]},
     },
 }
 
@@ -47,9 +55,20 @@ def tiny_model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def modes_file(tmp_path_factory, tiny_model) -> Path:
+def tiny_loras(tiny_model) -> dict[str, Path]:
+    from workers.tiny_loras import build_lora
+
+    return {name: build_lora(tiny_model, LORA_ROOT / name, seed, fmt) for name, (seed, fmt) in LORAS.items()}
+
+
+def modes_data() -> dict:
+    return {"model_root": str(MODEL_ROOT), "lora_root": str(LORA_ROOT), **copy.deepcopy(TEST_MODES)}
+
+
+@pytest.fixture(scope="session")
+def modes_file(tmp_path_factory, tiny_model, tiny_loras) -> Path:
     path = tmp_path_factory.mktemp("modes") / "modes.yaml"
-    path.write_text(yaml.safe_dump({"model_root": str(MODEL_ROOT), **TEST_MODES}))
+    path.write_text(yaml.safe_dump(modes_data()))
     return path
 
 

@@ -108,7 +108,7 @@ class Stack:
                 raise AssertionError(f"worker exited early:\n{process.log_path.read_text()[-3000:]}")
             return any(client.hget(k, "pid") == str(process.pid).encode() for k in client.scan_iter(WORKERS_PATTERN))
 
-        wait_for(registered, 90, "the worker's heartbeat")
+        wait_for(registered, 240, "the worker's heartbeat")
         return process
 
     def start_api(self, extra_env: dict[str, str] | None = None) -> str:
@@ -137,8 +137,8 @@ class Stack:
             if process.poll() is not None:
                 raise AssertionError(f"API exited early:\n{process.log_path.read_text()[-3000:]}")
             try:
-                return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"{base}/healthz", timeout=5).status_code == 200
+            except requests.RequestException:
                 return False
 
         wait_for(healthy, 30, "the API's /healthz")

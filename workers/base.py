@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
-from jobs.messages import GenerateJob
+from jobs.messages import GenerateJob, ResolvedMode
 
 StepCallback = Callable[[int, int], None]
 
@@ -26,4 +26,12 @@ class Backend(Protocol):
     @property
     def loaded_mode(self) -> str | None: ...
 
+    def prepare(self, mode: ResolvedMode, job_id: str) -> float:
+        """Load the mode (model and LoRAs) unless loaded; return the seconds it took."""
+        ...
+
     def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated: ...
+
+    def memory_report(self) -> dict[str, Any]:
+        """Device memory and what the backend holds, for heartbeats and /api/vram."""
+        ...

@@ -6,9 +6,11 @@ with WORKER_BACKEND=noop.  Never used by a mode.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PIL import Image
 
-from jobs.messages import GenerateJob
+from jobs.messages import GenerateJob, ResolvedMode
 from workers.base import Generated, StepCallback
 
 
@@ -22,6 +24,13 @@ class NoopBackend:
     @property
     def loaded_mode(self) -> str | None:
         return self._mode
+
+    def prepare(self, mode: ResolvedMode, job_id: str) -> float:
+        self._mode = mode.name
+        return 0.0
+
+    def memory_report(self) -> dict[str, Any]:
+        return {"device": "none", "models": []}
 
     def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
         self._mode = job.mode.name

@@ -25,6 +25,12 @@ def test_edge_modes_must_use_the_lcm_scheduler(tmp_path, backend):
         modes(tmp_path, backend=backend, scheduler="euler")
 
 
+@pytest.mark.parametrize("backend", ["onnx", "rknn"])
+def test_edge_modes_cannot_have_loras(tmp_path, backend):
+    with pytest.raises(ModesError, match=f"mode 'edge': backend '{backend}' cannot apply LoRAs"):
+        modes(tmp_path, backend=backend, loras=["style.safetensors"])
+
+
 def test_only_rknn_modes_have_a_fixed_size(tmp_path):
     assert modes(tmp_path, backend="rknn").modes["edge"].describe()["fixed_size"] is True
     assert modes(tmp_path, backend="onnx").modes["edge"].fixed_size is False

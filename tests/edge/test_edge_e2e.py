@@ -14,7 +14,7 @@ import requests
 import yaml
 from PIL import Image
 
-from jobs.keys import WORKERS_PATTERN, generation_queue
+from jobs.keys import CUSTOM_QUEUE, WORKERS_PATTERN, generation_queue
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from tests.client import poll, result_bytes, submit
 from tests.edge.test_pipeline import flat_seed_layout
@@ -122,8 +122,8 @@ def test_each_worker_consumes_only_its_backends_queues(edge_stack):
     ]
     queues = {beat["backend"]: sorted(yaml.safe_load(beat["queues"])) for beat in beats}
     assert queues == {
-        "onnx": ["gen.onnx.cpu"],
-        "rknn": ["gen.rknn.npu", "gen.rknn.npu-broken", "gen.rknn.npu-flat"],
+        "onnx": [CUSTOM_QUEUE, "gen.onnx.cpu"],
+        "rknn": [CUSTOM_QUEUE, "gen.rknn.npu", "gen.rknn.npu-broken", "gen.rknn.npu-flat"],
     }
 
 

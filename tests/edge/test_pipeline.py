@@ -13,6 +13,7 @@ from workers.edge.backends import OnnxBackend, RknnBackend
 from workers.edge.model_folder import ModelFolderError, open_edge_model
 from workers.edge.pipeline import SizeError
 from workers.edge.rknn_contexts import RknnError
+from workers.errors import JobError
 
 
 def params(**overrides) -> GenerateParams:
@@ -147,5 +148,5 @@ def test_folder_errors_say_what_to_do(tmp_path, tiny_lcm_onnx):
 
 def test_a_mode_with_another_scheduler_is_refused(tiny_lcm_onnx):
     bad = GenerateJob("job-2", ResolvedMode("m", str(tiny_lcm_onnx), "euler", "onnx"), params())
-    with pytest.raises(ValueError, match="set `scheduler: lcm`"):
+    with pytest.raises(JobError, match="set `scheduler: lcm`"):
         OnnxBackend().generate(bad, lambda *_: None)

@@ -1,0 +1,54 @@
+"""Modes: list them with the config version, reload modes.yaml, switch workers to a mode."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, url_for
+
+from api.errors import ApiError, error_body
+from api.services import services
+from api.status import live_workers
+from api.validation import json_object
+from api.views import public_job
+
+bp = Blueprint("modes", __name__)
+
+
+def modes_view() -> dict:
+    svc = services()
+    modes = svc.modes
+    return {
+        "default_mode": modes.default_mode,
+        "current_modes": sorted({w["mode"] for w in live_workers(svc) if w["mode"]}),
+        "modes": [mode.describe() for mode in modes.modes.values()],
+        "config": svc.registry.status(),
+    }
+
+
+@bp.get("/api/modes")
+def list_modes():
+    return jsonify(modes_view())
+
+
+@bp.post("/api/modes/reload")
+def reload_modes():
+    """Re-read the modes file; a broken one is refused and the last good config keeps serving."""
+    result = services().registry.reload()
+    if result.error:
+        body = error_body(f"modes file not loaded, version {result.version} keeps serving: {result.error}")
+        return jsonify({**body, **modes_view()}), 422
+    return jsonify(modes_view())
+
+
+@bp.post("/api/modes/switch")
+def switch_mode():
+    """Queue a switch to a mode behind the jobs already queued for it; answers at once with the job to poll."""
+    svc = services()
+    body = json_object(request.get_json(silent=True))
+    name = body.get("mode")
+    if not isinstance(name, str) or not name:
+        raise ApiError(400, "mode is required: the name of the mode to switch to", "mode")
+    modes = svc.modes.modes
+    if name not in modes:
+        raise ApiError(404, f"unknown mode {name!r}; valid modes are {sorted(modes)}", "mode")
+    record = svc.submit_switch(modes[name])
+    return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}

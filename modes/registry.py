@@ -1,0 +1,111 @@
+"""One modes config for the whole fleet, hot-reloaded through Redis.
+
+Any process may load the modes file (at start, on a file change, on SIGHUP, or
+on ``POST /api/modes/reload``).  A valid file whose content differs from what
+Redis holds is published there under a new version; a broken one is never
+published: the last good config keeps serving and the error is kept beside it
+for ``GET /api/modes``.  Every process compares its version with Redis' before
+it uses the config (one HGET) and re-parses the published text when it moved,
+so all API processes and workers serve the same version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from modes.config import ModesConfig, ModesError, load_modes, parse_modes
+from modes.legacy import legacy_modes
+
+log = logging.getLogger(__name__)
+
+MODES_KEY = "dl:modes"
+
+_PUBLISH = """
+if redis.call('HGET', KEYS[1], 'digest') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'error', 'error_at')
+  return tonumber(redis.call('HGET', KEYS[1], 'version'))
+end
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'text', ARGV[2], 'source', ARGV[3], 'published_at', ARGV[4])
+redis.call('HDEL', KEYS[1], 'error', 'error_at')
+return version
+"""
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    version: int
+    error: str | None
+
+
+class ModesRegistry:
+    def __init__(self, client: redis.Redis, path: Path, env: Mapping[str, str] | None = None) -> None:
+        self._redis = client
+        self._path = Path(path)
+        self._env = os.environ if env is None else env
+        self._publish = client.register_script(_PUBLISH)
+        self._lock = threading.Lock()
+        self._config: ModesConfig | None = None
+        self._version = 0
+
+    def _read_file(self) -> ModesConfig:
+        if not self._path.exists():
+            legacy = legacy_modes(self._env, self._path)
+            if legacy is not None:
+                return legacy
+        return load_modes(self._path)
+
+    def reload(self) -> ReloadResult:
+        """Load the modes file; publish it if valid and new; keep the last good one if not."""
+        try:
+            config = self._read_file()
+        except ModesError as exc:
+            log.error("modes config not reloaded, the last good one keeps serving: %s", exc)
+            self._redis.hset(MODES_KEY, mapping={"error": str(exc), "error_at": time.time()})
+            self._sync()
+            return ReloadResult(self._version, str(exc))
+        args = [config.digest, config.text, str(config.source), time.time()]
+        version = int(self._publish(keys=[MODES_KEY], args=args))
+        with self._lock:
+            if version != self._version:
+                log.info("modes config version %s: %s", version, ", ".join(config.modes))
+            self._config, self._version = config, version
+        return ReloadResult(version, None)
+
+    def current(self) -> ModesConfig:
+        """The fleet's current config (re-read from Redis when another process published a new one)."""
+        self._sync()
+        if self._config is None:
+            result = self.reload()
+            if self._config is None:
+                raise ModesError(result.error or "no modes config")
+        return self._config
+
+    def _sync(self) -> None:
+        version = self._redis.hget(MODES_KEY, "version")
+        if version is None or int(version) == self._version:
+            return
+        text, source = self._redis.hmget(MODES_KEY, "text", "source")
+        config = parse_modes(text.decode(), Path(source.decode()))
+        with self._lock:
+            self._config, self._version = config, int(version)
+
+    def status(self) -> dict[str, Any]:
+        raw = {k.decode(): v.decode() for k, v in self._redis.hgetall(MODES_KEY).items() if k != b"text"}
+        error = {"message": raw["error"], "at": float(raw["error_at"])} if "error" in raw else None
+        return {
+            "version": int(raw.get("version", 0)),
+            "digest": raw.get("digest"),
+            "source": raw.get("source"),
+            "published_at": float(raw["published_at"]) if "published_at" in raw else None,
+            "error": error,
+        }
