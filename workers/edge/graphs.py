@@ -36,12 +36,11 @@ class Graph(Protocol):
 class OnnxGraph:
     """A graph on an ONNX Runtime CPU session."""
 
-    def __init__(self, name: str, path: Path, threads: int = 0) -> None:
+    def __init__(self, name: str, path: Path) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
         options.log_severity_level = 3
         self.name = name
         self.path = Path(path)

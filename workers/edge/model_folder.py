@@ -69,9 +69,6 @@ class EdgeModel:
     def scheduler_config(self) -> Path:
         return self.root / "scheduler" / "scheduler_config.json"
 
-    def input_names(self, graph: str) -> list[str]:
-        return [spec.name for spec in self.inputs[graph]]
-
 
 def open_edge_model(root: Path, runtime: str) -> EdgeModel:
     """Read the folder for ``runtime`` (``onnx`` or ``rknn``), or raise ModelFolderError saying what is missing."""

@@ -11,7 +11,6 @@ classifier-free guidance when guidance > 1, as diffusers does.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -26,7 +25,6 @@ from workers.edge.torch_noise import TorchGenerator
 from workers.offline import force_offline
 
 F32 = np.float32
-log = logging.getLogger(__name__)
 
 
 class SizeError(ValueError):

@@ -45,7 +45,9 @@ class RknnGraph:
         self.name = name
         self.path = Path(path)
         self._inputs = inputs
-        self._formats = ["nchw" if len(spec.shape) == 4 else "nhwc" for spec in inputs]
+        # The runtime reads 4-D inputs as NHWC unless told; ours are in the ONNX (NCHW) layout.
+        # data_format only matters for 4-D inputs, so the same value goes with every input.
+        self._formats = ["nchw"] * len(inputs)
         self.context = runtime(verbose=False)
         code = self.context.load_rknn(str(path))
         if code != 0:
