@@ -20,6 +20,15 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not an integer; set it to a whole number or unset it") from None
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return raw in ("1", "true", "yes", "on")
+    raise SystemExit(f"{name}={raw!r} is not a boolean; set it to 1 or 0, or unset it")
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name, "")
     try:
@@ -41,6 +50,8 @@ class Settings:
     worker_backend: str
     retry_after: int
     modes_watch: bool
+    num_workers: int = 1
+    use_rknn_context_cfgs: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,4 +67,6 @@ class Settings:
             worker_backend=os.environ.get("WORKER_BACKEND", "torch"),
             retry_after=_int("RETRY_AFTER", 5),
             modes_watch=os.environ.get("MODES_WATCH", "1") != "0",
+            num_workers=_int("NUM_WORKERS", 1),
+            use_rknn_context_cfgs=_bool("USE_RKNN_CONTEXT_CFGS", True),
         )

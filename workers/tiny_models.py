@@ -9,7 +9,10 @@ the same pixels.  Output of these models is noise: the weights are random.
 
 Command line::
 
-    python -m workers.tiny_models --out .cache/models/tiny-sd15 [--size full]
+    python -m workers.tiny_models --out .cache/models/tiny-sd15 [--size full] [--lcm]
+
+``--lcm`` gives the UNet the guidance-embedding input of LCM-distilled SD1.5
+models (``time_cond_proj_dim=256``), so LCM's ``w = guidance - 1`` path runs.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ force_offline()
 BUILDER_VERSION = 1
 DEFAULT_SEED = 1234
 MARKER = "dreamlab-build.json"
+LCM_TIME_COND_DIM = 256
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,12 @@ def write_byte_tokenizer(folder: Path) -> None:
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
-def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED) -> Path:
+def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, lcm: bool = False) -> Path:
     """Build an SD1.5 diffusers folder at ``out`` unless an identical build is there."""
     out = Path(out)
     wanted = {"builder": BUILDER_VERSION, "family": "sd15", "size": size, "seed": seed}
+    if lcm:
+        wanted["time_cond_proj_dim"] = LCM_TIME_COND_DIM
     marker = out / MARKER
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return out
@@ -157,6 +163,7 @@ def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED) -> Path:
             up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
             cross_attention_dim=768,
             attention_head_dim=8,
+            time_cond_proj_dim=LCM_TIME_COND_DIM if lcm else None,
         )
         vae = AutoencoderKL(
             in_channels=3,
@@ -194,8 +201,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write the pipeline to")
     parser.add_argument("--size", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--lcm", action="store_true", help="add the LCM guidance-embedding input to the UNet")
     args = parser.parse_args()
-    print(build_sd15(args.out, args.size, args.seed))
+    print(build_sd15(args.out, args.size, args.seed, args.lcm))
 
 
 if __name__ == "__main__":
