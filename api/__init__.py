@@ -7,11 +7,12 @@ import logging
 import redis
 from flask import Flask
 
-from api import jobs, legacy, status
+from api import jobs, legacy, status, superres
 from api.errors import register_error_handlers
 from api.producer import make_producer
 from api.services import Services
-from config import Settings
+from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
+from config import Settings, SuperResSettings
 from jobs.records import JobRecords
 from modes import load_modes
 from storage import open_store
@@ -30,8 +31,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         modes=load_modes(settings.modes_file),
         producer=make_producer(),
     )
+    app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)
-    for blueprint in (jobs.bp, legacy.bp, status.bp):
+    for blueprint in (jobs.bp, legacy.bp, status.bp, superres.bp):
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -15,6 +15,7 @@ from config import Settings
 from jobs.keys import GENERATE_TASK, generation_queue
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from jobs.records import JobRecords
+from jobs.superres import SuperResOptions
 from modes import Mode, ModesConfig
 from storage import ObjectStore
 
@@ -39,7 +40,9 @@ class Services:
             pipe.llen(queue)
         return dict(zip(queues, pipe.execute(), strict=True))
 
-    def submit_generation(self, mode: Mode, params: GenerateParams) -> dict[str, Any]:
+    def submit_generation(
+        self, mode: Mode, params: GenerateParams, superres: SuperResOptions | None = None
+    ) -> dict[str, Any]:
         """Record and enqueue a job, or raise ApiError having enqueued nothing."""
         job = GenerateJob(
             job_id=str(uuid.uuid4()),
@@ -47,12 +50,16 @@ class Services:
                 name=mode.name, model_path=str(mode.model_path), scheduler=mode.scheduler, backend=mode.backend
             ),
             params=params,
+            superres=superres,
         )
+        record_params = job.to_dict()["params"]
+        if superres:
+            record_params["superres"] = job.to_dict()["superres"]
         record, waiting = self.records.create(
             job.job_id,
             "generate",
             mode.name,
-            job.to_dict()["params"],
+            record_params,
             list(self.queues().values()),
             self.settings.queue_max,
         )

@@ -10,8 +10,10 @@ import redis
 from jobs.keys import result_object_key
 from jobs.messages import GenerateJob
 from jobs.records import CLAIMED, GONE, JobRecords
+from jobs.superres import generated_key
 from storage import ObjectStore
 from tasks.lease import Lease
+from tasks.superres_handoff import hand_off
 from workers import Backend
 from workers.png import a1111_parameters, encode_png
 
@@ -61,7 +63,7 @@ class JobRunner:
                 job, on_step=lambda step, total: self.records.progress(job_id, lease.token, step, total)
             )
             png = encode_png(generated.image, a1111_parameters(job, generated.sampler))
-            key = result_object_key(job_id)
+            key = generated_key(job_id) if job.superres else result_object_key(job_id)
             self.store.put(key, png, "image/png")
         except Exception as exc:
             log.exception("job %s: generation failed", job_id)
@@ -80,6 +82,8 @@ class JobRunner:
             "sampler": generated.sampler,
             "run_seconds": round(time.perf_counter() - began, 4),
         }
+        if job.superres:
+            return hand_off(job, lease, result)
         if self.records.succeed(job_id, lease.token, result):
             log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
             return "succeeded"

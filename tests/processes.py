@@ -138,7 +138,7 @@ class Stack:
                 raise AssertionError(f"API exited early:\n{process.log_path.read_text()[-3000:]}")
             try:
                 return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
                 return False
 
         wait_for(healthy, 30, "the API's /healthz")
