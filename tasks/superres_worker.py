@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 
+import redis
 from celery import signals
 
 from config import SuperResSettings
@@ -39,7 +40,10 @@ def _start_pool_process(**_) -> None:
 @signals.worker_process_shutdown.connect(weak=False)
 def _stop_pool_process(**_) -> None:
     for heartbeat in _heartbeats:
-        heartbeat.stop()
+        try:
+            heartbeat.stop()
+        except redis.RedisError as exc:  # Redis may stop first (make run stops everything at once)
+            log.warning("could not remove the heartbeat of pool process %d: %s", os.getpid(), exc)
 
 
 def main(argv: list[str]) -> None:
@@ -58,7 +62,13 @@ def main(argv: list[str]) -> None:
     importlib.import_module(ENGINES[engine].split(":")[0])
     app.conf.worker_proc_alive_timeout = 120
     name = f"superres-{os.getpid()}@%h"
-    log.info("superres worker %s: %d pool processes, engine %s, model %s", name, sr.num_workers, engine, sr.model_path)
+    log.info(
+        "superres worker %s: %d pool processes, engine %s, model %s",
+        name.replace("%h", socket.gethostname()),
+        sr.num_workers,
+        engine,
+        sr.model_path,
+    )
     app.worker_main(
         [
             "worker",

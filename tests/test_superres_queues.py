@@ -52,6 +52,8 @@ def test_sr_backpressure_is_separate_from_generation(make_stack):
         assert full.status_code == 429, full.text
         assert full.headers["Retry-After"] == "7" and "SR_QUEUE_MAX=2" in full.json()["error"]["message"]
     assert client.llen(SUPERRES_QUEUE) == 2
+    status = requests.get(f"{base}/api/models/status", timeout=10).json()["superres"]
+    assert status == {"enabled": True, "queue": SUPERRES_QUEUE, "waiting": 2, "queue_max": 2}
     assert len(list(client.scan_iter("dl:lease:*"))) == 0
     # Generation has its own limit: SR jobs waiting do not count against QUEUE_MAX, and the reverse.
     assert requests.post(f"{base}/api/jobs", json={"mode": "npu", "prompt": "p"}, timeout=10).status_code == 202
