@@ -24,7 +24,7 @@ from PIL import Image
 from config import ROOT
 from workers.superres import dataset
 from workers.superres.engine import EngineConfig, load_engine
-from workers.superres.model import SCALE
+from workers.superres.layout import SCALE
 from workers.superres.pipeline import upscale_once
 from workers.superres.quality import psnr, ssim
 

@@ -89,7 +89,8 @@ def random_model(folder: Path, seed: int = 1) -> tuple[Path, Path]:
     """A Sub-Pixel CNN with seeded random weights, saved as safetensors and zoo-layout ONNX."""
     import torch
 
-    from workers.superres.model import LAYERS, SubPixelCNN
+    from workers.superres.layout import LAYERS
+    from workers.superres.model import SubPixelCNN
     from workers.superres.train import save
 
     model = SubPixelCNN()

@@ -12,7 +12,7 @@ from tests.processes import ROOT
 from tests.sr_helpers import encoded, picture
 from workers.superres import dataset
 from workers.superres.engine import EngineConfig, load_engine
-from workers.superres.model import SCALE
+from workers.superres.layout import SCALE
 from workers.superres.pipeline import upscale_once
 from workers.superres.quality import psnr
 

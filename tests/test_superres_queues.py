@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from PIL import Image
 
 from jobs.superres import SUPERRES_QUEUE, upload_key
 from tests.client import poll, submit
+from tests.processes import wait_for
 from tests.sr_helpers import encoded, picture, run_to_exit, start_superres_worker, superres_heartbeats
 
 
@@ -120,3 +123,27 @@ def test_superres_worker_refuses_a_bad_configuration(make_stack, tmp_path):
     for env, message in cases:
         code, log = run_to_exit(stack, argv, env)
         assert code != 0 and message in log, log
+
+
+def test_a_pool_process_killed_mid_job_is_replaced_and_the_job_completes_once(make_stack):
+    stack = make_stack(LEASE_TTL="3", VISIBILITY_TIMEOUT="4", SR_MAX_PIXELS=str(60_000_000))
+    worker = start_superres_worker(stack)
+    base = stack.start_api()
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    job_id = post_superres(base, noise_png(800, 800), magnitude="2").json()["id"]
+
+    def first_pass_done():
+        record = requests.get(f"{base}/api/jobs/{job_id}", timeout=10).json()
+        return record if (record.get("progress") or {}).get("step") == 1 else None
+
+    running = wait_for(first_pass_done, 120, "the first of two passes")
+    assert running["status"] == "running"
+    [beat] = superres_heartbeats(client)
+    os.kill(int(beat["pid"]), signal.SIGKILL)
+
+    record = poll(base, job_id, timeout=300)
+    assert record["status"] == "succeeded", record
+    assert record["attempts"] == 2 and record["result"]["width"] == 7200
+    assert int(client.hget(f"dl:job:{job_id}", "completions")) == 1
+    assert worker.poll() is None, "the worker replaced its pool process and carries on"
+    assert [b["pid"] for b in superres_heartbeats(client)] != [beat["pid"]]

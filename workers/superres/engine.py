@@ -2,7 +2,15 @@
 
 An engine runs the model on a batch of Y-channel tiles of one fixed size; tiling,
 padding, colour and alpha are the pipeline's (tiling.py, pipeline.py), so an engine
-is a few lines.  Engines register here by name; the RKNN engine adds itself the same way.
+is a few lines.  Engines register in ENGINES by name.
+
+Adding one (the RKNN engine, for example): a class built as ``cls(config)`` with the
+SuperResEngine attributes, registered as ``ENGINES["rknn"] = "workers.superres.rknn_engine:RknnEngine"``
+and chosen with SR_ENGINE=rknn.  ``run`` gets float32 NCHW tiles [N, 1, tile, tile] in [0, 1]
+and returns [N, 1, tile*scale, tile*scale]; with a graph of batch 1, set ``max_batch = 1``.
+SR workers build their engine in each pool process after the fork (tasks/superres_worker.py),
+so a runtime context is never shared between processes; the pipeline calls ``run`` from one
+thread.  ``preflight`` only checks what it knows (.onnx / .safetensors files).
 """
 
 from __future__ import annotations
@@ -51,10 +59,14 @@ ENGINES = {
 }
 
 
+# SR_ENGINE=auto picks the engine by the model file's suffix.
+BY_SUFFIX = {".onnx": "onnx", ".safetensors": "torch", ".rknn": "rknn"}
+
+
 def resolve_engine_name(config: EngineConfig) -> str:
     if config.engine != "auto":
         return config.engine
-    return "onnx" if config.model_path.suffix == ".onnx" else "torch"
+    return BY_SUFFIX.get(config.model_path.suffix, "torch")
 
 
 def preflight(config: EngineConfig) -> str:
@@ -76,7 +88,7 @@ def preflight(config: EngineConfig) -> str:
 
 def _check_model_file(config: EngineConfig) -> None:
     """The file holds a Sub-Pixel CNN x3 whose fixed dimensions agree with the settings."""
-    from workers.superres.model import SCALE
+    from workers.superres.layout import SCALE
     from workers.superres.weights_io import onnx_shapes, read_weights
 
     try:

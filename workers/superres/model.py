@@ -9,15 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SCALE = 3
-# Parameter names, in graph order, as in the PyTorch tutorial the zoo model was exported from.
-LAYERS = ("conv1", "conv2", "conv3", "conv4")
-SHAPES = {
-    "conv1": (64, 1, 5, 5),
-    "conv2": (64, 64, 3, 3),
-    "conv3": (32, 64, 3, 3),
-    "conv4": (SCALE * SCALE, 32, 3, 3),
-}
+from workers.superres.layout import LAYERS, SCALE
 
 
 class SubPixelCNN(nn.Module):
@@ -44,6 +36,3 @@ class SubPixelCNN(nn.Module):
             gain = 1.0 if name == "conv4" else nn.init.calculate_gain("relu")
             nn.init.orthogonal_(conv.weight, gain, generator=generator)
             nn.init.zeros_(conv.bias)
-
-
-RECEPTIVE_RADIUS = 2 + 1 + 1 + 1  # input pixels each side that one output pixel depends on

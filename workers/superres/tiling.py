@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from workers.superres.engine import SuperResEngine
-from workers.superres.model import RECEPTIVE_RADIUS
+from workers.superres.layout import RECEPTIVE_RADIUS
 
 MARGIN = RECEPTIVE_RADIUS
 OVERLAP = 2 * MARGIN + 6

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from workers.superres.engine import EngineConfig, EngineError
-from workers.superres.model import SCALE, SubPixelCNN
+from workers.superres.layout import SCALE
+from workers.superres.model import SubPixelCNN
 from workers.superres.weights_io import read_weights
 
 

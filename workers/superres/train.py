@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 from workers.superres import dataset
-from workers.superres.model import SCALE, SubPixelCNN
+from workers.superres.layout import SCALE
+from workers.superres.model import SubPixelCNN
 from workers.superres.quality import psnr, ssim
 
 WEIGHTS = Path(__file__).with_name("weights")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.superres.model import LAYERS, SHAPES
+from workers.superres.layout import LAYERS, SHAPES
 
 
 def read_weights(path: Path) -> dict[str, np.ndarray]:
