@@ -38,6 +38,10 @@ class EngineInfo:
     serves: str = "superres"
     loaded_mode: str | None = None
 
+    def memory_report(self) -> dict:
+        """SR engines hold a few hundred kilobytes of weights: no device figures to report."""
+        return {"device": "cpu", "models": []}
+
 
 class SuperResRunner:
     """Everything an SR worker process needs to run jobs, built once per process."""

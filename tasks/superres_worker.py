@@ -32,7 +32,7 @@ _heartbeats: list[Heartbeat] = []
 @signals.worker_process_init.connect(weak=False)
 def _start_pool_process(**_) -> None:
     runner = get_superres_runner()
-    heartbeat = Heartbeat(runner, f"superres-{os.getpid()}@{socket.gethostname()}", [SUPERRES_QUEUE])
+    heartbeat = Heartbeat(runner, f"superres-{os.getpid()}@{socket.gethostname()}", lambda: [SUPERRES_QUEUE], [])
     heartbeat.start()
     _heartbeats.append(heartbeat)
 
