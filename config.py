@@ -20,6 +20,15 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name}={raw!r} is not an integer; set it to a whole number or unset it") from None
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return raw in ("1", "true", "yes", "on")
+    raise SystemExit(f"{name}={raw!r} is not a boolean; set it to 1 or 0, or unset it")
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name, "")
     try:
@@ -41,6 +50,8 @@ class Settings:
     worker_backend: str
     retry_after: int
     modes_watch: bool
+    num_workers: int = 1
+    use_rknn_context_cfgs: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,4 +67,56 @@ class Settings:
             worker_backend=os.environ.get("WORKER_BACKEND", "torch"),
             retry_after=_int("RETRY_AFTER", 5),
             modes_watch=os.environ.get("MODES_WATCH", "1") != "0",
+            num_workers=_int("NUM_WORKERS", 1),
+            use_rknn_context_cfgs=_bool("USE_RKNN_CONTEXT_CFGS", True),
+        )
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SystemExit(f"{name}={raw!r} is not a flag; set it to 1 or 0 (true/false) or unset it")
+
+
+DEFAULT_SR_MODEL = ROOT / "workers" / "superres" / "weights" / "subpixel-x3.onnx"  # trained here: PROVENANCE.md
+
+
+@dataclass(frozen=True)
+class SuperResSettings:
+    """Super-resolution settings, read by the API (limits) and the SR workers (engine, pool)."""
+
+    enabled: bool
+    engine: str
+    model_path: Path
+    input_size: int
+    output_size: int
+    max_pixels: int
+    max_upload_bytes: int
+    num_workers: int
+    queue_max: int
+    request_timeout: float
+
+    @property
+    def factor(self) -> int:
+        """How much one pass enlarges each side."""
+        return self.output_size // self.input_size
+
+    @classmethod
+    def from_env(cls) -> SuperResSettings:
+        return cls(
+            enabled=_flag("SR_ENABLED", True),
+            engine=os.environ.get("SR_ENGINE") or "auto",
+            model_path=Path(os.environ.get("SR_MODEL_PATH") or DEFAULT_SR_MODEL),
+            input_size=_int("SR_INPUT_SIZE", 224),
+            output_size=_int("SR_OUTPUT_SIZE", 672),
+            max_pixels=_int("SR_MAX_PIXELS", 4096 * 4096),
+            max_upload_bytes=_int("SR_MAX_UPLOAD_BYTES", 16 * 1024 * 1024),
+            num_workers=_int("SR_NUM_WORKERS", 1),
+            queue_max=_int("SR_QUEUE_MAX", 20),
+            request_timeout=_float("SR_REQUEST_TIMEOUT", 120.0),
         )

@@ -7,11 +7,12 @@ import logging
 import redis
 from flask import Flask
 
-from api import custom, jobs, legacy, modes, status
+from api import custom, jobs, legacy, modes, status, superres
 from api.errors import register_error_handlers
 from api.producer import make_producer
 from api.services import Services
-from config import Settings
+from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
+from config import Settings, SuperResSettings
 from jobs.records import JobRecords
 from modes.registry import ModesRegistry
 from modes.watch import reload_on_sighup, watch_file
@@ -38,8 +39,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         registry=registry,
         producer=make_producer(),
     )
+    app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)
-    for blueprint in (jobs.bp, legacy.bp, modes.bp, status.bp, custom.bp):
+    for blueprint in (jobs.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp):
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from api.errors import ApiError
 from api.services import services
+from api.superres_fields import generation_options, split_generation_fields, sr_settings
 from api.validation import parse_generation
 from api.views import public_job
 from jobs.records import SUCCEEDED
@@ -34,7 +35,8 @@ def _is_uuid(text: str) -> bool:
 
 
 def result_png(record: dict) -> bytes:
-    """The stored image of a succeeded job, or a 410 when the store no longer has it."""
+    """The stored image (PNG, or JPEG after super-resolution) of a succeeded job, or a 410 when the store
+    no longer has it."""
     try:
         return services().store.get(record["result"]["key"])
     except ObjectNotFound:
@@ -44,8 +46,10 @@ def result_png(record: dict) -> bytes:
 @bp.post("/api/jobs")
 def submit_job():
     svc = services()
-    mode, params, uploads = parse_generation(request.get_json(silent=True), svc.modes)
-    record = svc.submit_generation(mode, params, uploads)
+    body, sr_fields = split_generation_fields(request.get_json(silent=True))
+    mode, params, uploads = parse_generation(body, svc.modes)
+    superres = generation_options(sr_fields, sr_settings(), params.width, params.height)
+    record = svc.submit_generation(mode, params, superres, uploads)
     location = url_for("jobs.get_job", job_id=record["id"])
     return jsonify(public_job(record)), 202, {"Location": location}
 
@@ -60,4 +64,4 @@ def job_result(job_id: str):
     record = load_record(job_id)
     if record["status"] != SUCCEEDED:
         raise ApiError(409, f"job {job_id} is {record['status']}, not succeeded; poll GET /api/jobs/{job_id}")
-    return Response(result_png(record), mimetype="image/png")
+    return Response(result_png(record), mimetype=record["result"].get("content_type", "image/png"))

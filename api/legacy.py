@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, request
 
-from api.errors import ApiError
 from api.jobs import result_png
 from api.services import services
+from api.superres_fields import generation_options, split_generation_fields, sr_settings
 from api.validation import parse_generation
-from jobs.records import SUCCEEDED, TERMINAL
+from api.waiting import wait_for_success
 
 bp = Blueprint("legacy", __name__)
 
@@ -16,27 +16,21 @@ bp = Blueprint("legacy", __name__)
 @bp.post("/generate")
 def generate():
     svc = services()
-    mode, params, uploads = parse_generation(request.get_json(silent=True), svc.modes)
-    job_id = svc.submit_generation(mode, params, uploads)["id"]
-    record = svc.records.wait(job_id, svc.settings.default_timeout)
-    location = url_for("jobs.get_job", job_id=job_id)
-    if record is None:
-        raise ApiError(410, f"the record of job {job_id} expired while waiting (JOB_TTL)")
-    if record["status"] not in TERMINAL:
-        raise ApiError(
-            504,
-            f"job {job_id} did not finish within DEFAULT_TIMEOUT={svc.settings.default_timeout:g}s; "
-            f"it is still queued or running: poll {location}",
-            headers={"Location": location, "X-Job-Id": job_id},
-        )
-    if record["status"] != SUCCEEDED:
-        message = record.get("error", {}).get("message", f"job {job_id} was {record['status']}")
-        raise ApiError(500, message, headers={"X-Job-Id": job_id})
-    data = result_png(record)
+    sr = sr_settings()
+    body, sr_fields = split_generation_fields(request.get_json(silent=True))
+    mode, params, uploads = parse_generation(body, svc.modes)
+    superres = generation_options(sr_fields, sr, params.width, params.height)
+    job_id = svc.submit_generation(mode, params, superres, uploads)["id"]
+    timeout = svc.settings.default_timeout + (sr.request_timeout if superres else 0)
+    setting = "DEFAULT_TIMEOUT + SR_REQUEST_TIMEOUT" if superres else "DEFAULT_TIMEOUT"
+    record = wait_for_success(svc, job_id, timeout, setting)
+    result = record["result"]
+    passes = result.get("superres", {}).get("passes", 0)
     headers = {
         "X-Mode": record["mode"],
-        "X-Seed": str(record["result"]["seed"]),
-        "X-SuperRes": "0",
+        "X-Seed": str(result["seed"]),
+        "X-SuperRes": "1" if passes else "0",
+        "X-SR-Passes": str(passes),
         "X-Job-Id": job_id,
     }
-    return Response(data, mimetype="image/png", headers=headers)
+    return Response(result_png(record), mimetype=result.get("content_type", "image/png"), headers=headers)

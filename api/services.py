@@ -15,6 +15,7 @@ from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, generation_queue
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
 from jobs.records import JobRecords
+from jobs.superres import SuperResOptions
 from modes import Mode, ModesConfig
 from modes.registry import ModesRegistry
 from storage import ObjectStore
@@ -47,24 +48,33 @@ class Services:
         return dict(zip(queues, pipe.execute(), strict=True))
 
     def submit_generation(
-        self, mode: Mode, params: GenerateParams, uploads: dict[str, bytes] | None = None
+        self,
+        mode: Mode,
+        params: GenerateParams,
+        superres: SuperResOptions | None = None,
+        uploads: dict[str, bytes] | None = None,
     ) -> dict[str, Any]:
-        """Record and enqueue a generation job, its uploads (object key -> PNG bytes) stored first, or raise
-        ApiError having enqueued nothing."""
-        job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params)
+        """Record and enqueue a generation job (then SR, if asked), its uploads (object key -> PNG bytes)
+        stored first, or raise ApiError having enqueued nothing."""
+        job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params, superres=superres)
+        payload = job.to_dict()
+        record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}
         queue = generation_queue(mode.backend, mode.name)
-        return self._submit(job.job_id, "generate", mode.name, GENERATE_TASK, job.to_dict(), queue, uploads)
+        return self._submit(
+            job.job_id, "generate", mode.name, GENERATE_TASK, payload, queue, record_params, uploads
+        )
 
     def submit_switch(self, mode: Mode) -> dict[str, Any]:
         """Queue a mode switch behind the jobs already queued for the mode."""
         job = SwitchJob(job_id=str(uuid.uuid4()), mode=resolve(mode))
         queue = generation_queue(mode.backend, mode.name)
-        return self._submit(job.job_id, "switch", mode.name, SWITCH_TASK, job.to_dict(), queue)
+        return self._submit(job.job_id, "switch", mode.name, SWITCH_TASK, job.to_dict(), queue, {})
 
     def submit_custom(self, handler: str, args: dict[str, Any]) -> dict[str, Any]:
         """Queue a registered custom handler on the custom-job queue."""
         job = CustomJob(job_id=str(uuid.uuid4()), handler=handler, args=args)
-        return self._submit(job.job_id, "custom", "", CUSTOM_TASK, job.to_dict(), CUSTOM_QUEUE)
+        params = {"handler": handler, "args": args}
+        return self._submit(job.job_id, "custom", "", CUSTOM_TASK, job.to_dict(), CUSTOM_QUEUE, params)
 
     def _submit(
         self,
@@ -74,10 +84,10 @@ class Services:
         task: str,
         payload: dict[str, Any],
         queue: str,
+        params: dict,
         uploads: dict[str, bytes] | None = None,
     ) -> dict[str, Any]:
         queues = [*self.queues().values(), CUSTOM_QUEUE]
-        params = payload.get("params") or {k: v for k, v in payload.items() if k in ("handler", "args")}
         record, waiting = self.records.create(job_id, kind, mode, params, queues, self.settings.queue_max)
         if record is None:
             raise ApiError(

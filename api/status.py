@@ -11,7 +11,9 @@ import redis
 from flask import Blueprint, Response, jsonify
 
 from api.services import Services, services
+from api.superres_fields import sr_settings
 from jobs.keys import WORKERS_PATTERN
+from jobs.superres import SUPERRES_QUEUE
 
 bp = Blueprint("status", __name__)
 SPEC = Path(__file__).with_name("openapi.yaml")
@@ -50,6 +52,7 @@ def models_status():
             "queues": {name: {"queue": queues[name], "waiting": depths[name]} for name in queues},
             "waiting_total": sum(depths.values()),
             "queue_max": svc.settings.queue_max,
+            "superres": superres_status(svc),
             "workers": workers,
         }
     )
@@ -76,6 +79,16 @@ def vram():
             ],
         }
     )
+
+
+def superres_status(svc: Services) -> dict[str, Any]:
+    sr = sr_settings()
+    return {
+        "enabled": sr.enabled,
+        "queue": SUPERRES_QUEUE,
+        "waiting": svc.redis.llen(SUPERRES_QUEUE),
+        "queue_max": sr.queue_max,
+    }
 
 
 @bp.get("/healthz")

@@ -110,6 +110,12 @@ def _size(body: dict[str, Any], mode: Mode) -> tuple[int, int]:
         raise ApiError(400, f"size {raw!r}: width and height must be positive multiples of 8", "size")
     if max(width, height) > mode.max_size:
         raise ApiError(400, f"size {raw!r}: mode {mode.name!r} allows at most {mode.max_size} pixels a side", "size")
+    if mode.fixed_size and (width, height) != (mode.default_width, mode.default_height):
+        only = f"{mode.default_width}x{mode.default_height}"
+        raise ApiError(
+            400, f"size {raw!r}: mode {mode.name!r} runs a model converted for {only} only; send {only} or omit size",
+            "size",
+        )
     return width, height
 
 

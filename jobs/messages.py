@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from jobs.superres import SuperResOptions
+
 
 @dataclass(frozen=True)
 class LoraRef:
@@ -50,6 +52,7 @@ class GenerateJob:
     job_id: str
     mode: ResolvedMode
     params: GenerateParams
+    superres: SuperResOptions | None = None  # post-generation super-resolution, run on an SR worker
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +63,7 @@ class GenerateJob:
             job_id=data["job_id"],
             mode=ResolvedMode.from_dict(data["mode"]),
             params=GenerateParams(**data["params"]),
+            superres=SuperResOptions(**data["superres"]) if data.get("superres") else None,
         )
 
 

@@ -15,6 +15,9 @@ from typing import Any
 import yaml
 
 BACKENDS = ("torch", "onnx", "rknn")
+# Backends that run the numpy LCM pipeline (workers/edge/); rknn graphs are converted for one size.
+EDGE_BACKENDS = ("onnx", "rknn")
+FIXED_SIZE_BACKENDS = ("rknn",)
 SCHEDULERS = ("default", "lcm", "euler", "euler_a", "dpmpp_2m", "ddim")
 MAX_STEPS = 150
 # LCMScheduler refuses more steps than its original 50-step schedule.
@@ -67,7 +70,13 @@ class Mode:
             "backend": self.backend,
             "max_size": self.max_size,
             "max_steps": self.max_steps,
+            "fixed_size": self.fixed_size,
         }
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether the mode runs only at default_size (a converted RKNN model has one resolution)."""
+        return self.backend in FIXED_SIZE_BACKENDS
 
 
 @dataclass(frozen=True)
@@ -192,6 +201,10 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
     backend = str(spec.get("backend", "torch"))
     if backend not in BACKENDS:
         raise ModesError(f"{where}: 'backend' {backend!r} is not one of {list(BACKENDS)}")
+    if backend in EDGE_BACKENDS and scheduler != "lcm":
+        raise ModesError(f"{where}: backend {backend!r} runs the LCM pipeline only; set 'scheduler: lcm'")
+    if backend in EDGE_BACKENDS and spec.get("loras"):
+        raise ModesError(f"{where}: backend {backend!r} cannot apply LoRAs; fuse them into the model before export")
     return Mode(
         name=name,
         model_path=model_path,

@@ -1,4 +1,5 @@
-"""`make run`: the broker (unless REDIS_URL names one), the API, a worker and Flower, under honcho.
+"""`make run`: the broker (unless REDIS_URL names one), the API, a worker, a superres worker
+(unless SR_ENABLED=0) and Flower, under honcho.
 
 Logs come prefixed by process; Ctrl-C stops them all.
 """
@@ -30,6 +31,8 @@ def main() -> None:
     # honcho gives every process its own PORT; the Procfile's web reads API_PORT first.
     env["API_PORT"] = env.get("PORT", "4200")
     processes = ["web", "worker", "flower"]
+    if env.get("SR_ENABLED", "1").strip().lower() not in ("0", "false", "no", "off"):
+        processes.insert(2, "superres")
     if not env.get("REDIS_URL"):
         port = env.setdefault("REDIS_PORT", "6380")
         password = env.setdefault("REDIS_PASSWORD", redis_password(state))

@@ -2,5 +2,5 @@
 
 from celery import Celery
 
-app = Celery("dreamlab", include=["tasks.generate"])
+app = Celery("dreamlab", include=["tasks.generate", "tasks.superres"])
 app.config_from_object("celeryconfig")

@@ -58,6 +58,7 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = False
+        self._released = False
 
     def acquire(self, claim: Callable[[str], int]) -> int:
         """Claim the job with this lease's token, waiting while a live holder has it.
@@ -79,10 +80,16 @@ class Lease:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Stop renewing and give the lease up; a second call does nothing."""
         self._stop.set()
         if self._thread:
             self._thread.join()
-        self._release(keys=[lease_key(self.job_id)], args=[self.token])
+        if not self._released:
+            self._release(keys=[lease_key(self.job_id)], args=[self.token])
+            self._released = True
 
     def _keep_alive(self) -> None:
         interval = self._ttl_ms / 3000

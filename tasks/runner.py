@@ -14,8 +14,10 @@ from PIL import Image
 from jobs.keys import result_object_key
 from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.records import CLAIMED, GONE, JobRecords
+from jobs.superres import generated_key
 from storage import ObjectStore
 from tasks.lease import Lease
+from tasks.superres_handoff import hand_off
 from workers import Backend
 from workers.custom_handlers import HANDLERS, HandlerContext
 from workers.errors import JobError
@@ -43,9 +45,16 @@ class JobRunner:
         self.current_job: str | None = None
 
     def generate(self, job: GenerateJob, worker: str, delivery_tag: str | None) -> str:
-        return self._run(
-            job.job_id, f"mode {job.mode.name!r}", worker, delivery_tag, lambda lease: self._generate(job, lease)
-        )
+        def work(lease: Lease) -> dict[str, Any] | None:
+            began = time.perf_counter()
+            result = self._generate(job, lease)
+            if not job.superres:
+                return result
+            result["run_seconds"] = round(time.perf_counter() - began, 4)
+            hand_off(job, lease, result)  # the SR worker completes the job
+            return None
+
+        return self._run(job.job_id, f"mode {job.mode.name!r}", worker, delivery_tag, work)
 
     def switch(self, job: SwitchJob, worker: str, delivery_tag: str | None) -> str:
         def load(lease: Lease) -> dict[str, Any]:
@@ -64,9 +73,17 @@ class JobRunner:
         return self._run(job.job_id, f"custom handler {job.handler!r}", worker, delivery_tag, call)
 
     def _run(
-        self, job_id: str, what: str, worker: str, delivery_tag: str | None, work: Callable[[Lease], dict[str, Any]]
+        self,
+        job_id: str,
+        what: str,
+        worker: str,
+        delivery_tag: str | None,
+        work: Callable[[Lease], dict[str, Any] | None],
     ) -> str:
-        """Run ``work`` unless another delivery of the job has run or is running; return what happened."""
+        """Run ``work`` unless another delivery of the job has run or is running; return what happened.
+
+        ``work`` returns the job's result, or None when it handed the job on to another stage.
+        """
         lease = Lease(self.redis, job_id, self.lease_ttl, delivery_tag)
         code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl))
         if code != CLAIMED:
@@ -85,6 +102,8 @@ class JobRunner:
                 return "failed"
             finally:
                 self.current_job = None
+            if result is None:
+                return "handed off"
             result["run_seconds"] = round(time.perf_counter() - began, 4)
             if self.records.succeed(job_id, lease.token, result):
                 log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
@@ -98,7 +117,7 @@ class JobRunner:
             on_step=lambda step, total: self.records.progress(job.job_id, lease.token, step, total),
             **self._inputs(job),
         )
-        key = result_object_key(job.job_id)
+        key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id)
         self.store.put(key, encode_png(generated.image, a1111_parameters(job, generated.sampler)), "image/png")
         return {
             "key": key,

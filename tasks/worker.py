@@ -3,7 +3,9 @@
 It consumes the generation queue of every mode in modes.yaml that its backend
 can run, following the fleet's modes config as it is reloaded (tasks/queue_follower.py),
 with the solo pool (one process per device; it never forks after touching CUDA), late
-ack and prefetch 1 (celeryconfig.py).
+ack and prefetch 1 (celeryconfig.py).  A backend that runs several jobs at once
+(``concurrency``: the rknn backend's NUM_WORKERS NPU contexts) gets the threads pool
+with that many threads instead.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def initial_queues(registry: ModesRegistry, serves: str, settings: Settings) -> 
     return queues
 
 
+def pool_options(backend: object) -> list[str]:
+    concurrency = getattr(backend, "concurrency", 1)
+    return ["--pool=solo"] if concurrency == 1 else ["--pool=threads", f"--concurrency={concurrency}"]
+
+
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
@@ -63,7 +70,8 @@ def main(argv: list[str]) -> None:
             heartbeat.stop()
 
     log.info("worker %s consumes %s", name, ", ".join(queues))
-    app.worker_main(["worker", "--pool=solo", "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *argv])
+    pool = pool_options(runner.backend)
+    app.worker_main(["worker", *pool, "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *argv])
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ TEST_MODES = {
             "max_size": 512,
         },
         # Served by no worker in the tests: its jobs stay queued.
-        "npu": {"model": TINY, "default_size": "64x64", "default_steps": 4, "backend": "rknn"},
+        "npu": {"model": TINY, "default_size": "64x64", "default_steps": 4, "scheduler": "lcm", "backend": "rknn"},
         # The demo model with two LoRAs, one per file format.
         "styled": {"model": TINY, "default_size": "64x64", "default_steps": 4, "default_guidance": 1.0,
                    "scheduler": "lcm",

@@ -13,8 +13,12 @@ def load_backend(name: str) -> Backend:
         from workers.torch_backend import TorchBackend
 
         return TorchBackend()
+    if name in ("onnx", "rknn"):
+        from workers.edge.factory import edge_backend
+
+        return edge_backend(name)
     if name == "noop":
         from workers.noop import NoopBackend
 
         return NoopBackend()
-    raise ValueError(f"WORKER_BACKEND={name!r} is not one of 'torch', 'noop'")
+    raise ValueError(f"WORKER_BACKEND={name!r} is not one of 'torch', 'onnx', 'rknn', 'noop'")

@@ -23,6 +23,10 @@ Command line::
 
     python -m workers.tiny_models --out .cache/models/tiny-sd15
     python -m workers.tiny_models --family sdxl --format single --out .cache/models/tiny-sdxl.safetensors
+    python -m workers.tiny_models --out .cache/models/tiny-sd15-lcm --lcm
+
+``--lcm`` gives the UNet the guidance-embedding input of LCM-distilled SD1.5
+models (``time_cond_proj_dim=256``), so LCM's ``w = guidance - 1`` path runs.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ force_offline()
 BUILDER_VERSION = 2
 DEFAULT_SEED = 1234
 MARKER = "dreamlab-build.json"
+LCM_TIME_COND_DIM = 256
 METADATA_KEY = "dreamlab-build"
 FORMATS = ("diffusers", "single")
 SIZES = ("tiny", "full")
@@ -121,20 +126,27 @@ def write_byte_tokenizer(folder: Path, settings: dict[str, Any] | None = None) -
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
-def build(family: str, out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, fmt: str = "diffusers") -> Path:
-    """Build a ``family`` pipeline at ``out`` (a folder, or a .safetensors file) unless an identical build is there."""
+def build(
+    family: str, out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, fmt: str = "diffusers", lcm: bool = False
+) -> Path:
+    """Build a ``family`` pipeline at ``out`` (a folder, or a .safetensors file) unless an identical build is there.
+
+    ``lcm`` adds the guidance-embedding input of LCM-distilled models to the UNet.
+    """
     if family not in FAMILIES or size not in SIZES or fmt not in FORMATS:
         raise ValueError(f"family must be one of {FAMILIES}, size one of {SIZES}, format one of {FORMATS}")
     out = Path(out)
     if fmt == "single" and out.suffix != ".safetensors":
         raise ValueError(f"{out}: a single-file model must be named *.safetensors")
     wanted = {"builder": BUILDER_VERSION, "family": family, "size": size, "seed": seed, "format": fmt}
+    if lcm:
+        wanted["time_cond_proj_dim"] = LCM_TIME_COND_DIM
     if _built(out, fmt) == wanted:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        pipe = _make_pipeline(family, size, seed, staging)
+        pipe = _make_pipeline(family, size, seed, staging, lcm)
         if fmt == "diffusers":
             _publish_folder(pipe, wanted, staging, out)
         else:
@@ -144,9 +156,9 @@ def build(family: str, out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, 
     return out
 
 
-def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED) -> Path:
+def build_sd15(out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, lcm: bool = False) -> Path:
     """The SD1.5 diffusers folder the demo mode and most tests use."""
-    return build("sd15", out, size, seed)
+    return build("sd15", out, size, seed, lcm=lcm)
 
 
 def _built(out: Path, fmt: str) -> dict[str, Any] | None:
@@ -159,12 +171,14 @@ def _built(out: Path, fmt: str) -> dict[str, Any] | None:
         return None
 
 
-def _make_pipeline(family: str, size: str, seed: int, scratch: Path) -> Any:
+def _make_pipeline(family: str, size: str, seed: int, scratch: Path, lcm: bool) -> Any:
     import diffusers
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     overrides = TINY[family] if size == "tiny" else {}
+    if lcm:
+        overrides = {**overrides, "unet": {**overrides.get("unet", {}), "time_cond_proj_dim": LCM_TIME_COND_DIM}}
     with family_config(family) as config:
         index = json.loads((config / "model_index.json").read_text())
         components: dict[str, Any] = {}
@@ -259,8 +273,9 @@ def main() -> None:
     parser.add_argument("--size", choices=SIZES, default="tiny")
     parser.add_argument("--format", choices=FORMATS, default="diffusers")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--lcm", action="store_true", help="add the LCM guidance-embedding input to the UNet")
     args = parser.parse_args()
-    print(build(args.family, args.out, args.size, args.seed, args.format))
+    print(build(args.family, args.out, args.size, args.seed, args.format, args.lcm))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""Super-resolution over HTTP: ``POST /api/superres`` (202 + job) and the seed's ``POST /superres``
+(the upscaled bytes), both on the job path: the upload goes to the object store, the job to
+the superres queue, and an SR worker does the work."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from api.errors import ApiError
+from api.jobs import result_png
+from api.services import Services, services
+from api.superres_fields import form_options, require_enabled, sr_settings
+from api.uploads import check_image, read_upload
+from api.views import public_job
+from api.waiting import wait_for_success
+from config import SuperResSettings
+from jobs.images import ImageInfo
+from jobs.superres import SUPERRES_KIND, SUPERRES_QUEUE, SUPERRES_TASK, SuperResJob, SuperResOptions, upload_key
+
+bp = Blueprint("superres", __name__)
+
+
+@bp.post("/api/superres")
+def submit_superres():
+    record = _accept_upload()
+    return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}
+
+
+@bp.post("/superres")
+def superres_sync():
+    sr = sr_settings()
+    record = _accept_upload()
+    done = wait_for_success(services(), record["id"], sr.request_timeout, "SR_REQUEST_TIMEOUT")
+    result = done["result"]
+    headers = {"X-SuperRes": "1", "X-SR-Passes": str(result["passes"]), "X-Job-Id": done["id"]}
+    return Response(result_png(done), mimetype=result["content_type"], headers=headers)
+
+
+def _accept_upload() -> dict[str, Any]:
+    sr = sr_settings()
+    require_enabled(sr)
+    data, form = read_upload(request, sr)
+    options = form_options(form)
+    info = check_image(data, options.magnitude, sr)
+    return submit(services(), sr, data, options, info)
+
+
+def submit(svc: Services, sr: SuperResSettings, data: bytes, options: SuperResOptions, info: ImageInfo) -> dict:
+    """Record the job, put the upload in the store, enqueue; or raise ApiError having left nothing behind."""
+    job_id = str(uuid.uuid4())
+    job = SuperResJob(job_id=job_id, input_key=upload_key(job_id), options=options)
+    params = {
+        "magnitude": options.magnitude,
+        "out_format": options.out_format,
+        "quality": options.quality,
+        "input_width": info.width,
+        "input_height": info.height,
+        "input_format": info.format,
+        "input_bytes": len(data),
+    }
+    record, waiting = svc.records.create(
+        job.job_id, SUPERRES_KIND, SUPERRES_KIND, params, [SUPERRES_QUEUE], sr.queue_max
+    )
+    if record is None:
+        raise ApiError(
+            429,
+            f"{waiting} super-resolution jobs are waiting (SR_QUEUE_MAX={sr.queue_max}); retry later",
+            headers={"Retry-After": str(svc.settings.retry_after)},
+        )
+    try:
+        svc.store.put(job.input_key, data, f"image/{info.format.lower() or 'octet-stream'}")
+        svc.producer.send_task(SUPERRES_TASK, args=[job.to_dict()], queue=SUPERRES_QUEUE, task_id=job.job_id)
+    except Exception as exc:
+        svc.records.delete(job.job_id)
+        svc.store.delete(job.input_key)
+        raise ApiError(503, f"could not enqueue the job ({exc}); check Redis at REDIS_URL and STORE_URL") from exc
+    current_app.logger.info("job %s: super-resolution x%d queued", job.job_id, options.magnitude)
+    return record

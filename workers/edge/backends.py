@@ -1,0 +1,154 @@
+"""The ``onnx`` and ``rknn`` generation backends: the LCM pipeline on ONNX Runtime or on RKNNLite."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from jobs.messages import GenerateJob, ResolvedMode
+from workers.base import Generated, StepCallback
+from workers.edge.graphs import OnnxGraph
+from workers.edge.model_folder import EdgeModel, open_edge_model
+from workers.edge.pipeline import LcmPipeline
+from workers.edge.rknn_contexts import RknnContexts
+from workers.edge.rknnlite import STANDIN
+from workers.errors import JobError
+from workers.memory import host_memory, memory_limit, process_rss
+from workers.schedulers import SAMPLER_NAMES
+
+log = logging.getLogger(__name__)
+SAMPLER = SAMPLER_NAMES["lcm"]
+
+
+def _check_mode(mode: ResolvedMode) -> None:
+    if mode.scheduler != "lcm":
+        raise JobError(
+            f"mode {mode.name!r} has scheduler {mode.scheduler!r}; the {mode.backend} backend runs "
+            "the LCM pipeline only: set `scheduler: lcm` in modes.yaml"
+        )
+    if mode.loras:
+        raise JobError(
+            f"mode {mode.name!r} has LoRAs; the {mode.backend} backend runs exported graphs and cannot apply "
+            "them: fuse the LoRAs into the model before exporting it"
+        )
+
+
+def _graph_bytes(model: EdgeModel) -> int:
+    """Bytes of the graph files (with external weights) the backend runs."""
+    return sum(
+        file.stat().st_size
+        for path in model.graph_paths.values()
+        for file in path.parent.iterdir()
+        if file.name.startswith(path.name) or file.name.startswith(f"{path.stem}.onnx")
+    )
+
+
+def _memory_report(device: str, loaded: list[dict[str, Any]]) -> dict[str, Any]:
+    total, free = host_memory()
+    return {
+        "device": device,
+        "total_bytes": total,
+        "free_bytes": free,
+        "used_bytes": total - free,
+        "process_rss_bytes": process_rss(),
+        "limit_bytes": memory_limit(),
+        "models_bytes": sum(entry["bytes"] for entry in loaded),
+        "models": loaded,
+    }
+
+
+class OnnxBackend:
+    """One set of ONNX Runtime sessions, for the model of the last job; one job at a time."""
+
+    name = "onnx"
+    serves = "onnx"
+    concurrency = 1
+
+    def __init__(self) -> None:
+        self._pipeline: LcmPipeline | None = None
+        self._model_path: str | None = None
+        self._model_bytes = 0
+        self._mode: str | None = None
+
+    @property
+    def loaded_mode(self) -> str | None:
+        return self._mode
+
+    def prepare(self, mode: ResolvedMode, job_id: str) -> float:
+        """Open the mode's ONNX graphs unless they are open; return the seconds it took."""
+        _check_mode(mode)
+        began = time.perf_counter()
+        if self._model_path != mode.model_path:
+            log.info("job %s: loading ONNX graphs of %s for mode %s", job_id, mode.model_path, mode.name)
+            self._pipeline, self._model_path = None, None
+            model = open_edge_model(Path(mode.model_path), "onnx")
+            self._pipeline = LcmPipeline(model, {n: OnnxGraph(n, p) for n, p in model.graph_paths.items()})
+            self._model_path, self._model_bytes = mode.model_path, _graph_bytes(model)
+        self._mode = mode.name
+        return time.perf_counter() - began
+
+    def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
+        self.prepare(job.mode, job.job_id)
+        return Generated(image=self._pipeline.generate(job.params, on_step), sampler=SAMPLER)
+
+    def memory_report(self) -> dict[str, Any]:
+        loaded = [{"mode": self._mode, "model": self._model_path, "bytes": self._model_bytes, "loras": []}]
+        return _memory_report("cpu", loaded if self._model_path else [])
+
+
+class RknnBackend:
+    """NUM_WORKERS RKNNLite contexts (one per NPU core), so the worker runs that many jobs at once."""
+
+    name = "rknn"
+    serves = "rknn"
+
+    def __init__(self, num_workers: int, use_context_cfgs: bool) -> None:
+        if STANDIN:
+            log.warning("rknnlite is not installed: RKNN graphs run on the x86 stand-in (ONNX Runtime)")
+        self.contexts = RknnContexts(num_workers, use_context_cfgs)
+        self.concurrency = num_workers
+        self._mode: str | None = None
+        atexit.register(self.close)
+
+    @property
+    def loaded_mode(self) -> str | None:
+        return self._mode
+
+    def prepare(self, mode: ResolvedMode, job_id: str) -> float:
+        """Load the mode's RKNN graphs into the calling thread's context; return the seconds it took."""
+        began = time.perf_counter()
+        self._pipeline(mode)
+        return time.perf_counter() - began
+
+    def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
+        return Generated(image=self._pipeline(job.mode).generate(job.params, on_step), sampler=SAMPLER)
+
+    def memory_report(self) -> dict[str, Any]:
+        loaded = []
+        for context in self.contexts.contexts():
+            pipeline = context.pipeline
+            if pipeline is not None:
+                loaded.append(
+                    {
+                        "mode": self._mode,
+                        "model": str(pipeline.model.root),
+                        "context": context.index,
+                        "core_mask": context.core_mask,
+                        "bytes": _graph_bytes(pipeline.model),
+                        "loras": [],
+                    }
+                )
+        return _memory_report("npu", loaded)
+
+    def close(self) -> None:
+        """Release every RKNNLite context; called at process exit."""
+        self.contexts.close()
+
+    def _pipeline(self, mode: ResolvedMode) -> LcmPipeline:
+        _check_mode(mode)
+        pipeline = self.contexts.pipeline(open_edge_model(Path(mode.model_path), "rknn"))
+        self._mode = mode.name
+        return pipeline
