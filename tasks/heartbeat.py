@@ -16,6 +16,7 @@ from tasks.runner import JobRunner
 log = logging.getLogger(__name__)
 
 INTERVAL = 2.0
+WATCH = 0.2  # how often the loop looks for a change of job or mode to report at once
 TTL = 10  # a dead worker drops out of /api/models/status within this many seconds
 
 
@@ -57,11 +58,20 @@ class Heartbeat:
         pipe.expire(worker_key(self._name), TTL)
         pipe.execute()
 
+    def _observed(self) -> tuple[str | None, str | None]:
+        return self._runner.current_job, self._runner.backend.loaded_mode
+
     def _loop(self) -> None:
+        """Beat every INTERVAL, and at once when the job or the loaded mode changes."""
         while True:
+            reported = self._observed()
             try:
                 self.beat()
             except Exception as exc:
                 log.warning("heartbeat of %s failed: %s", self._name, exc)
-            if self._stop.wait(INTERVAL):
+            deadline = time.monotonic() + INTERVAL
+            while self._observed() == reported and time.monotonic() < deadline:
+                if self._stop.wait(WATCH):
+                    return
+            if self._stop.is_set():
                 return

@@ -70,7 +70,12 @@ def test_a_model_that_cannot_fit_fails_the_switch_and_the_old_mode_keeps_serving
 
     again = poll(base, submit(base, mode="demo", prompt="still served")["id"])
     assert again["status"] == "succeeded"
-    vram = requests.get(f"{base}/api/vram", timeout=60).json()
+
+    def heartbeat_shows_demo() -> dict | None:
+        vram = requests.get(f"{base}/api/vram", timeout=60).json()
+        return vram if vram["workers"][0]["memory"]["models"] else None
+
+    vram = wait_for(heartbeat_shows_demo, 10, "the heartbeat to report the loaded model")
     [model] = vram["workers"][0]["memory"]["models"]
     assert model["mode"] == "demo" and model["model"].endswith("tiny-sd15")
     assert vram["workers"][0]["memory"]["limit_bytes"] == 70 * 1024 * 1024
