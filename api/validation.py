@@ -44,6 +44,12 @@ def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParam
     width, height = _size(body, mode)
     steps = _integer(body, "num_inference_steps", mode.default_steps, 1, mode.max_steps)
     init = None if body.get("init_image") is None else parse_init_image(body["init_image"])
+    if init is not None and mode.backend != "torch":
+        raise ApiError(
+            400,
+            f"mode {mode.name!r} runs on the {mode.backend} backend, which has no img2img; use a torch mode",
+            "init_image",
+        )
     params = GenerateParams(
         prompt=_text(body, "prompt", None),
         negative_prompt=_text(body, "negative_prompt", mode.negative_prompt),
@@ -113,7 +119,8 @@ def _size(body: dict[str, Any], mode: Mode) -> tuple[int, int]:
     if mode.fixed_size and (width, height) != (mode.default_width, mode.default_height):
         only = f"{mode.default_width}x{mode.default_height}"
         raise ApiError(
-            400, f"size {raw!r}: mode {mode.name!r} runs a model converted for {only} only; send {only} or omit size",
+            400,
+            f"size {raw!r}: mode {mode.name!r} runs a model converted for {only} only; send {only} or omit size",
             "size",
         )
     return width, height

@@ -117,6 +117,14 @@ def test_init_image_is_stored_by_content_and_strength_defaults(modes):
     assert again.init_image == params.init_image and again.strength == 1.0
 
 
+def test_init_image_needs_a_torch_mode(tmp_path):
+    path = tmp_path / "modes.yaml"
+    path.write_text(yaml.safe_dump({"modes": {"edge": {"model": "m", "backend": "onnx", "scheduler": "lcm"}}}))
+    with pytest.raises(ApiError, match="runs on the onnx backend, which has no img2img") as caught:
+        parse_generation({"prompt": "p", "init_image": png_base64()[0]}, load_modes(path))
+    assert (caught.value.status, caught.value.field) == (400, "init_image")
+
+
 def jpeg_base64() -> str:
     from PIL import Image
 

@@ -39,8 +39,8 @@ def test_only_rknn_modes_have_a_fixed_size(tmp_path):
 
 def test_an_rknn_mode_accepts_its_size_and_refuses_others(tmp_path):
     config = modes(tmp_path, backend="rknn", default_size="384x512")
-    _, omitted = parse_generation({"mode": "edge", "prompt": "x"}, config)
-    _, explicit = parse_generation({"mode": "edge", "prompt": "x", "size": "384x512"}, config)
+    _, omitted, _ = parse_generation({"mode": "edge", "prompt": "x"}, config)
+    _, explicit, _ = parse_generation({"mode": "edge", "prompt": "x", "size": "384x512"}, config)
     assert (omitted.width, omitted.height) == (explicit.width, explicit.height) == (384, 512)
     with pytest.raises(ApiError) as error:
         parse_generation({"mode": "edge", "prompt": "x", "size": "512x384"}, config)
@@ -49,7 +49,7 @@ def test_an_rknn_mode_accepts_its_size_and_refuses_others(tmp_path):
 
 
 def test_an_onnx_mode_takes_any_size(tmp_path):
-    _, params = parse_generation({"mode": "edge", "prompt": "x", "size": "256x192"}, modes(tmp_path, backend="onnx"))
+    _, params, _ = parse_generation({"mode": "edge", "prompt": "x", "size": "256x192"}, modes(tmp_path, backend="onnx"))
     assert (params.width, params.height) == (256, 192)
 
 
