@@ -52,6 +52,12 @@ class Settings:
     modes_watch: bool
     num_workers: int = 1
     use_rknn_context_cfgs: bool = True
+    router: str = "affinity"
+    router_min_dwell: float = 2.0
+    router_starvation: float = 30.0
+    router_pin: float = 60.0
+    router_interval: float = 0.5
+    router_switch_cost: float = 1.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,7 +75,21 @@ class Settings:
             modes_watch=os.environ.get("MODES_WATCH", "1") != "0",
             num_workers=_int("NUM_WORKERS", 1),
             use_rknn_context_cfgs=_bool("USE_RKNN_CONTEXT_CFGS", True),
+            router=_choice("ROUTER", ("affinity", "fifo")),
+            router_min_dwell=_float("ROUTER_MIN_DWELL", 2.0),
+            router_starvation=_float("ROUTER_STARVATION", 30.0),
+            router_pin=_float("ROUTER_PIN", 60.0),
+            router_interval=_float("ROUTER_INTERVAL", 0.5),
+            router_switch_cost=_float("ROUTER_SWITCH_COST", 1.0),
         )
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first when unset)."""
+    raw = os.environ.get(name, "").strip() or choices[0]
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; set one of them or unset it")
+    return raw
 
 
 def _flag(name: str, default: bool) -> bool:

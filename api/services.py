@@ -12,7 +12,7 @@ from flask import current_app
 
 from api.errors import ApiError
 from config import Settings
-from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, generation_queue
+from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
 from jobs.records import JobRecords
 from jobs.superres import SuperResOptions
@@ -36,16 +36,17 @@ class Services:
         return self.registry.current()
 
     def queues(self, modes: ModesConfig | None = None) -> dict[str, str]:
-        """Mode name -> its generation queue."""
+        """Mode name -> its generation queue (under ROUTER=fifo, modes of a backend share one)."""
         modes = modes or self.modes
-        return {m.name: generation_queue(m.backend, m.name) for m in modes.modes.values()}
+        return {m.name: mode_queue(self.settings.router, m.backend, m.name) for m in modes.modes.values()}
 
     def queue_depths(self, modes: ModesConfig | None = None) -> dict[str, int]:
-        queues = self.queues(modes)
+        """Mode name -> how many of its jobs wait (from its waiting set: exact under either router)."""
+        modes = modes or self.modes
         pipe = self.redis.pipeline()
-        for queue in queues.values():
-            pipe.llen(queue)
-        return dict(zip(queues, pipe.execute(), strict=True))
+        for m in modes.modes.values():
+            pipe.zcard(waiting_key(m.backend, m.name))
+        return dict(zip(modes.modes, pipe.execute(), strict=True))
 
     def submit_generation(
         self,
@@ -59,51 +60,50 @@ class Services:
         job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params, superres=superres)
         payload = job.to_dict()
         record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}
-        queue = generation_queue(mode.backend, mode.name)
-        return self._submit(
-            job.job_id, "generate", mode.name, GENERATE_TASK, payload, queue, record_params, uploads
-        )
+        return self._submit(job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads)
 
     def submit_switch(self, mode: Mode) -> dict[str, Any]:
         """Queue a mode switch behind the jobs already queued for the mode."""
         job = SwitchJob(job_id=str(uuid.uuid4()), mode=resolve(mode))
-        queue = generation_queue(mode.backend, mode.name)
-        return self._submit(job.job_id, "switch", mode.name, SWITCH_TASK, job.to_dict(), queue, {})
+        return self._submit(job.job_id, "switch", mode, SWITCH_TASK, job.to_dict(), {})
 
     def submit_custom(self, handler: str, args: dict[str, Any]) -> dict[str, Any]:
         """Queue a registered custom handler on the custom-job queue."""
         job = CustomJob(job_id=str(uuid.uuid4()), handler=handler, args=args)
         params = {"handler": handler, "args": args}
-        return self._submit(job.job_id, "custom", "", CUSTOM_TASK, job.to_dict(), CUSTOM_QUEUE, params)
+        return self._submit(job.job_id, "custom", None, CUSTOM_TASK, job.to_dict(), params)
 
     def _submit(
         self,
         job_id: str,
         kind: str,
-        mode: str,
+        mode: Mode | None,
         task: str,
         payload: dict[str, Any],
-        queue: str,
         params: dict,
         uploads: dict[str, bytes] | None = None,
     ) -> dict[str, Any]:
-        queues = [*self.queues().values(), CUSTOM_QUEUE]
-        record, waiting = self.records.create(job_id, kind, mode, params, queues, self.settings.queue_max)
+        """Record the job (joining its mode's waiting set), store its uploads, then enqueue it."""
+        queues = sorted({*self.queues().values(), CUSTOM_QUEUE})
+        queue = mode_queue(self.settings.router, mode.backend, mode.name) if mode else CUSTOM_QUEUE
+        waiting = waiting_key(mode.backend, mode.name) if mode else None
+        name = mode.name if mode else ""
+        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, waiting)
         if record is None:
             raise ApiError(
                 429,
-                f"{waiting} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
+                f"{depth} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
         try:
             self._store_uploads(uploads or {})
         except Exception as exc:
-            self.records.delete(job_id)
+            self.records.delete(job_id, waiting)
             raise ApiError(503, f"could not store the job's input image ({exc}); check STORE_URL") from exc
         try:
             self.producer.send_task(task, args=[payload], queue=queue, task_id=job_id)
         except Exception as exc:
-            self.records.delete(job_id)
+            self.records.delete(job_id, waiting)
             raise ApiError(503, f"could not enqueue the job ({exc}); check that Redis at REDIS_URL is up") from exc
         current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record

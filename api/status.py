@@ -34,6 +34,7 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
         beat["handlers"] = json.loads(beat.get("handlers", "[]"))
         beat["memory"] = json.loads(beat.get("memory", "{}"))
         beat["pid"] = int(beat.get("pid", 0))
+        beat["switches"] = int(beat.get("switches", 0))
         beat["age_seconds"] = round(time.time() - float(beat.pop("updated_at", 0)), 2)
         workers.append(beat)
     return workers

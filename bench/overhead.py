@@ -45,8 +45,13 @@ def percentile(values: list[float], q: float) -> float:
 
 def write_modes(folder: Path, model: Path) -> Path:
     path = folder / "modes.yaml"
-    spec = {"model": model.name, "default_size": "256x256", "default_steps": 4, "default_guidance": 1.0,
-            "scheduler": "lcm"}
+    spec = {
+        "model": model.name,
+        "default_size": "256x256",
+        "default_steps": 4,
+        "default_guidance": 1.0,
+        "scheduler": "lcm",
+    }
     path.write_text(yaml.safe_dump({"model_root": str(model.parent), "modes": {"bench": spec}}))
     return path
 
@@ -82,8 +87,10 @@ def p1(workdir: Path, jobs: int) -> dict[str, float]:
     redis_server = start_redis(workdir / "redis-p1")
     stack = Stack(stack_env(redis_server.url, write_modes(workdir, TINY_MODEL), workdir / "store"), workdir)
     try:
-        stack.spawn("raw-worker", [sys.executable, "-m", "celery", "-A", "bench.raw_celery", "worker",
-                                    "--pool=solo", "--loglevel=WARNING"])
+        stack.spawn(
+            "raw-worker",
+            [sys.executable, "-m", "celery", "-A", "bench.raw_celery", "worker", "--pool=solo", "--loglevel=WARNING"],
+        )
         stack.start_worker({"WORKER_BACKEND": "noop"})
         client = Client(stack.start_api())
         os.environ["REDIS_URL"] = redis_server.url  # bench.raw_celery reads it at import
@@ -103,8 +110,10 @@ def p1(workdir: Path, jobs: int) -> dict[str, float]:
         stack.stop()
         redis_server.stop()
     return {
-        "ours_p50": percentile(ours, 0.5), "ours_p95": percentile(ours, 0.95),
-        "raw_p50": percentile(raw, 0.5), "raw_p95": percentile(raw, 0.95),
+        "ours_p50": percentile(ours, 0.5),
+        "ours_p95": percentile(ours, 0.95),
+        "raw_p50": percentile(raw, 0.5),
+        "raw_p95": percentile(raw, 0.95),
     }
 
 
@@ -169,8 +178,10 @@ def main() -> None:
     parser.add_argument("--p2-runs", type=int, default=5, help="P2 measured runs per side (median)")
     parser.add_argument("--skip-p2", action="store_true")
     args = parser.parse_args()
-    print(f"command: python -m bench.overhead --jobs {args.jobs} --p2-runs {args.p2_runs}"
-          + (" --skip-p2" if args.skip_p2 else ""))
+    print(
+        f"command: python -m bench.overhead --jobs {args.jobs} --p2-runs {args.p2_runs}"
+        + (" --skip-p2" if args.skip_p2 else "")
+    )
     with tempfile.TemporaryDirectory(prefix="dreamlab-bench-") as tmp:
         r = p1(Path(tmp), args.jobs)
         print(f"P1 no-op job, {args.jobs} sequential jobs each side")

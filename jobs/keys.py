@@ -28,6 +28,26 @@ def generation_queue(backend: str, mode: str) -> str:
     return f"gen.{backend}.{mode}"
 
 
+def fifo_queue(backend: str) -> str:
+    """The one generation queue of a backend under ROUTER=fifo (every mode, in arrival order)."""
+    return f"gen.{backend}"
+
+
+def mode_queue(router: str, backend: str, mode: str) -> str:
+    """Where a mode's jobs go: its own queue (ROUTER=affinity) or the backend's one queue (fifo)."""
+    return fifo_queue(backend) if router == "fifo" else generation_queue(backend, mode)
+
+
+def waiting_key(backend: str, mode: str) -> str:
+    """A sorted set of the mode's waiting jobs (score: submit time), for the router's backlog view."""
+    return f"{PREFIX}:waiting:{backend}:{mode}"
+
+
+def serving_key(backend: str) -> str:
+    """A hash worker -> "mode|expires_ms": which mode each live worker of the backend serves."""
+    return f"{PREFIX}:serving:{backend}"
+
+
 def result_object_key(job_id: str) -> str:
     return f"jobs/{job_id}.png"
 

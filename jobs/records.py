@@ -27,6 +27,7 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[5]) then return -2 end
+if ARGV[6] == '1' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1
@@ -34,10 +35,14 @@ return 1
 
 _ADMIT = """
 local waiting = 0
-for i = 2, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+for i = 3, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
 if waiting >= tonumber(ARGV[1]) then return waiting end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+if ARGV[3] ~= '' then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[2], t[1] + t[2] / 1000000 - tonumber(ARGV[3]), ARGV[4])
+end
 return -1
 """
 
@@ -80,10 +85,19 @@ class JobRecords:
         self._finish = client.register_script(_FINISH)
 
     def create(
-        self, job_id: str, kind: str, mode: str, params: dict[str, Any], queues: list[str], queue_max: int
+        self,
+        job_id: str,
+        kind: str,
+        mode: str,
+        params: dict[str, Any],
+        queues: list[str],
+        queue_max: int,
+        waiting: str | None = None,
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record unless ``queue_max`` jobs wait in ``queues``, in one atomic step.
 
+        With ``waiting`` (a mode's waiting set, jobs/keys.py) the job joins it in the same step,
+        scored by Redis' clock so every host ages jobs alike.
         Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
         """
         record = {
@@ -97,26 +111,33 @@ class JobRecords:
             "completions": 0,
         }
         fields = [item for pair in _encode(record).items() for item in pair]
-        waiting = int(self._admit(keys=[job_key(job_id), *queues], args=[queue_max, self._ttl, *fields]))
-        return (record if waiting < 0 else None), waiting
+        offset = "0" if waiting else ""
+        keys = [job_key(job_id), waiting or job_key(job_id), *queues]
+        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, *fields]))
+        return (record if depth < 0 else None), depth
 
-    def delete(self, job_id: str) -> None:
-        self._redis.delete(job_key(job_id))
+    def delete(self, job_id: str, waiting: str | None = None) -> None:
+        """Remove a record the API could not enqueue (and its place in ``waiting``)."""
+        pipe = self._redis.pipeline()
+        pipe.delete(job_key(job_id))
+        if waiting:
+            pipe.zrem(waiting, job_id)
+        pipe.execute()
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         raw = self._redis.hgetall(job_key(job_id))
         return _decode(raw) if raw else None
 
-    def claim(self, job_id: str, token: str, worker: str, lease_ttl: float) -> int:
-        """Take the job's lease as ``token`` and mark it running, in one atomic step.
+    def claim(self, job_id: str, token: str, worker: str, lease_ttl: float, waiting: str | None = None) -> int:
+        """Take the job's lease as ``token`` and mark it running (leaving ``waiting``), in one atomic step.
 
         Returns CLAIMED, ENDED (the job already ended), GONE (its record
         expired) or HELD (another worker holds the lease).
         """
         return int(
             self._claim(
-                keys=[job_key(job_id), lease_key(job_id)],
-                args=[token, now_iso(), worker, json.dumps(None), int(lease_ttl * 1000)],
+                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id)],
+                args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id],
             )
         )
 

@@ -21,8 +21,17 @@ TTL = 10  # a dead worker drops out of /api/models/status within this many secon
 
 
 class Heartbeat:
-    def __init__(self, runner: JobRunner, name: str, queues: Callable[[], list[str]], handlers: list[str]) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        name: str,
+        queues: Callable[[], list[str]],
+        handlers: list[str],
+        serving: Callable[[], str] = str,
+    ) -> None:
+        """``queues`` and ``serving`` (the mode the router keeps it on) are read at every beat."""
         self._handlers = handlers
+        self._serving = serving
         self._runner = runner
         self._name = name
         self._queues = queues
@@ -44,6 +53,8 @@ class Heartbeat:
             "backend": self._runner.backend.name,
             "serves": self._runner.backend.serves,
             "mode": self._runner.backend.loaded_mode or "",
+            "serving": self._serving(),
+            "switches": self._runner.switches,
             "state": "busy" if job else "idle",
             "job": job or "",
             "queues": json.dumps(self._queues()),
@@ -58,8 +69,8 @@ class Heartbeat:
         pipe.expire(worker_key(self._name), TTL)
         pipe.execute()
 
-    def _observed(self) -> tuple[str | None, str | None]:
-        return self._runner.current_job, self._runner.backend.loaded_mode
+    def _observed(self) -> tuple[str | None, str | None, str]:
+        return self._runner.current_job, self._runner.backend.loaded_mode, self._serving()
 
     def _loop(self) -> None:
         """Beat every INTERVAL, and at once when the job or the loaded mode changes."""

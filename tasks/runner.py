@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from PIL import Image
 
-from jobs.keys import result_object_key
+from jobs.keys import result_object_key, waiting_key
 from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.records import CLAIMED, GONE, JobRecords
 from jobs.superres import generated_key
@@ -43,6 +43,8 @@ class JobRunner:
         self.backend = backend
         self.lease_ttl = lease_ttl
         self.current_job: str | None = None
+        self.switches = 0  # how often a job found another mode loaded: the router's cost
+        self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
 
     def generate(self, job: GenerateJob, worker: str, delivery_tag: str | None) -> str:
         def work(lease: Lease) -> dict[str, Any] | None:
@@ -54,14 +56,18 @@ class JobRunner:
             hand_off(job, lease, result)  # the SR worker completes the job
             return None
 
-        return self._run(job.job_id, f"mode {job.mode.name!r}", worker, delivery_tag, work)
+        waiting = waiting_key(job.mode.backend, job.mode.name)
+        return self._run(job.job_id, f"mode {job.mode.name!r}", worker, delivery_tag, work, waiting)
 
     def switch(self, job: SwitchJob, worker: str, delivery_tag: str | None) -> str:
         def load(lease: Lease) -> dict[str, Any]:
             seconds = self.backend.prepare(job.mode, job.job_id)
+            if self.on_switch_job:
+                self.on_switch_job(job.mode.name)
             return {"mode": job.mode.name, "worker": worker, "load_seconds": round(seconds, 4)}
 
-        return self._run(job.job_id, f"switch to mode {job.mode.name!r}", worker, delivery_tag, load)
+        waiting = waiting_key(job.mode.backend, job.mode.name)
+        return self._run(job.job_id, f"switch to mode {job.mode.name!r}", worker, delivery_tag, load, waiting)
 
     def custom(self, job: CustomJob, worker: str, delivery_tag: str | None) -> str:
         def call(lease: Lease) -> dict[str, Any]:
@@ -79,13 +85,15 @@ class JobRunner:
         worker: str,
         delivery_tag: str | None,
         work: Callable[[Lease], dict[str, Any] | None],
+        waiting: str | None = None,
     ) -> str:
         """Run ``work`` unless another delivery of the job has run or is running; return what happened.
 
         ``work`` returns the job's result, or None when it handed the job on to another stage.
+        ``waiting`` is the mode's waiting set, which the job leaves when claimed.
         """
         lease = Lease(self.redis, job_id, self.lease_ttl, delivery_tag)
-        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl))
+        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl, waiting))
         if code != CLAIMED:
             why = "its record expired" if code == GONE else "it already ended"
             log.info("job %s: %s; dropping this delivery", job_id, why)
@@ -93,6 +101,7 @@ class JobRunner:
         with lease:
             log.info("job %s: running %s on %s", job_id, what, worker)
             self.current_job = job_id
+            loaded = self.backend.loaded_mode
             began = time.perf_counter()
             try:
                 result = work(lease)
@@ -102,6 +111,8 @@ class JobRunner:
                 return "failed"
             finally:
                 self.current_job = None
+                if self.backend.loaded_mode != loaded:
+                    self.switches += 1
             if result is None:
                 return "handed off"
             result["run_seconds"] = round(time.perf_counter() - began, 4)

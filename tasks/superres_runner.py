@@ -63,6 +63,7 @@ class SuperResRunner:
         self.lease_ttl = lease_ttl
         self.backend = EngineInfo(name=f"superres-{engine.name}")
         self.current_job: str | None = None
+        self.switches = 0  # heartbeats report it; an SR worker never switches modes
 
     def run(self, job: SuperResJob, worker: str, delivery_tag: str | None) -> str:
         """Run ``job`` unless another delivery of it has run or is running; return what happened."""

@@ -1,42 +1,50 @@
 """Start a worker for this machine's backend: ``python -m tasks.worker [celery options]``.
 
-It consumes the generation queue of every mode in modes.yaml that its backend
-can run, following the fleet's modes config as it is reloaded (tasks/queue_follower.py),
-with the solo pool (one process per device; it never forks after touching CUDA), late
-ack and prefetch 1 (celeryconfig.py).  A backend that runs several jobs at once
-(``concurrency``: the rknn backend's NUM_WORKERS NPU contexts) gets the threads pool
-with that many threads instead.
+Under ROUTER=affinity (the default) the worker consumes the generation queue of one
+mode at a time, the one tasks/router.py chooses (the mode it has loaded, unless
+another mode's backlog needs it more), plus the custom-job queue.  Under ROUTER=fifo
+it consumes its backend's one queue and switches models whenever the next job
+needs another (the seed's behaviour; kept to measure the router against).
+It runs the solo pool (one process per device; it never forks after touching
+CUDA), late ack and prefetch 1 (celeryconfig.py).  A backend that runs several jobs
+at once (``concurrency``: the rknn backend's NUM_WORKERS NPU contexts) gets the
+threads pool with that many threads instead.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 
 from celery import signals
 
 from config import Settings
-from jobs.keys import CUSTOM_QUEUE
+from jobs.keys import CUSTOM_QUEUE, fifo_queue
 from modes import ModesError
 from modes.registry import ModesRegistry
 from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
-from tasks.queue_follower import QueueFollower, queues_for
+from tasks.router import Router
 from workers.custom_handlers import load_handler_modules
 
 log = logging.getLogger(__name__)
 
 
-def initial_queues(registry: ModesRegistry, serves: str, settings: Settings) -> list[str]:
+def first_queues(router: Router, settings: Settings) -> list[str]:
+    """The queues to start on, or exit with why there are none."""
     try:
-        queues = queues_for(registry.current(), serves)
+        modes = router.modes()
     except ModesError as exc:
         raise SystemExit(f"worker cannot start: {exc}") from None
-    if queues == [CUSTOM_QUEUE]:
-        raise SystemExit(f"worker cannot start: no mode in {settings.modes_file} has backend {serves!r}")
-    return queues
+    if not modes:
+        raise SystemExit(f"worker cannot start: no mode in {settings.modes_file} has backend {router.serves!r}")
+    if settings.router == "fifo":
+        return [fifo_queue(router.serves), CUSTOM_QUEUE]
+    router.tick()
+    return router.queues
 
 
 def pool_options(backend: object) -> list[str]:
@@ -51,25 +59,29 @@ def main(argv: list[str]) -> None:
     handlers = load_handler_modules()
     registry = ModesRegistry(runner.redis, settings.modes_file)
     registry.reload()
-    queues = initial_queues(registry, runner.backend.serves, settings)
-    follower = QueueFollower(registry, runner.backend.serves, queues)
-    name = f"{runner.backend.name}-{os.getpid()}@%h"
+    name = f"{runner.backend.name}-{os.getpid()}@{socket.gethostname()}"
+    router = Router(runner.redis, registry, runner.backend.serves, name, settings)
+    queues = first_queues(router, settings)
+    affinity = settings.router == "affinity"
     heartbeats: list[Heartbeat] = []
 
     @signals.worker_ready.connect(weak=False)
     def start_threads(sender, **_):
-        follower.start(sender.hostname)
-        heartbeat = Heartbeat(runner, sender.hostname, lambda: follower.queues, handlers)
+        if affinity:
+            runner.on_switch_job = router.pin
+            router.start()
+        consumed = (lambda: router.queues) if affinity else (lambda: queues)
+        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "")
         heartbeat.start()
         heartbeats.append(heartbeat)
 
     @signals.worker_shutdown.connect(weak=False)
     def stop_threads(**_):
-        follower.stop()
+        router.stop()
         for heartbeat in heartbeats:
             heartbeat.stop()
 
-    log.info("worker %s consumes %s", name, ", ".join(queues))
+    log.info("worker %s consumes %s (ROUTER=%s)", name, ", ".join(queues), settings.router)
     pool = pool_options(runner.backend)
     app.worker_main(["worker", *pool, "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *argv])
 

@@ -67,9 +67,14 @@ TEST_MODES = {
         # Served by no worker in the tests: its jobs stay queued.
         "npu": {"model": TINY, "default_size": "64x64", "default_steps": 4, "scheduler": "lcm", "backend": "rknn"},
         # The demo model with two LoRAs, one per file format.
-        "styled": {"model": TINY, "default_size": "64x64", "default_steps": 4, "default_guidance": 1.0,
-                   "scheduler": "lcm",
-                   "loras": ["style.safetensors", {"path": "detail-kohya.safetensors", "strength": 0.5}]},
+        "styled": {
+            "model": TINY,
+            "default_size": "64x64",
+            "default_steps": 4,
+            "default_guidance": 1.0,
+            "scheduler": "lcm",
+            "loras": ["style.safetensors", {"path": "detail-kohya.safetensors", "strength": 0.5}],
+        },
         **FAMILY_MODES,
     },
 }

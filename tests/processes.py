@@ -168,6 +168,9 @@ def stack_env(redis_url: str, modes_file: Path, store: Path, **overrides: str) -
         # Test stacks run several torch processes on a couple of cores; more OpenMP threads than
         # cores makes each of them crawl (measured: 15x slower under load). Tests are not benchmarks.
         OMP_NUM_THREADS="1",
+        # The router's defaults suit real model loads; tests switch tiny models often.
+        ROUTER_MIN_DWELL="0.2",
+        ROUTER_INTERVAL="0.2",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(OFFLINE_GUARD), os.environ.get("PYTHONPATH")])),

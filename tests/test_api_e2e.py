@@ -141,7 +141,7 @@ def test_result_of_unfinished_job_is_409(api_stack):
     response = requests.get(f"{api_stack.base}/api/jobs/{job['id']}/result", timeout=10)
     assert response.status_code == 409
     assert "queued" in response.json()["error"]["message"]
-    redis.Redis.from_url(api_stack.env["REDIS_URL"]).delete("gen.rknn.npu")
+    redis.Redis.from_url(api_stack.env["REDIS_URL"]).delete("gen.rknn.npu", "dl:waiting:rknn:npu")
 
 
 def test_status_modes_and_health(api_stack):
@@ -151,7 +151,8 @@ def test_status_modes_and_health(api_stack):
     [worker] = status["workers"]
     assert worker["backend"] == "torch" and worker["state"] in ("idle", "busy")
     torch_modes = set(TEST_MODES["modes"]) - {"npu"}
-    assert set(worker["queues"]) == {f"gen.torch.{name}" for name in torch_modes} | {"custom"}
+    assert worker["serving"] in torch_modes
+    assert worker["queues"] == [f"gen.torch.{worker['serving']}", "custom"]
     modes = requests.get(f"{api_stack.base}/api/modes", timeout=10).json()
     assert modes["default_mode"] == "demo"
     assert {m["name"] for m in modes["modes"]} == set(TEST_MODES["modes"])

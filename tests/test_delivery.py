@@ -67,7 +67,9 @@ def test_job_longer_than_visibility_timeout_runs_once(make_stack):
 
 
 def test_duplicate_delivery_waits_for_the_holder_then_drops(make_stack):
-    stack = make_stack(LEASE_TTL="3")
+    # ROUTER_SWITCH_COST=0: the idle worker joins the busy mode as soon as anything waits
+    # there, so the duplicate reaches a second worker while the holder still runs.
+    stack = make_stack(LEASE_TTL="3", ROUTER_SWITCH_COST="0")
     workers = [stack.start_worker(), stack.start_worker()]
     base = stack.start_api()
     records = records_of(stack)

@@ -49,7 +49,7 @@ def test_file_edit_reloads_every_process_and_no_running_job_fails(make_stack, tm
     extra = submit(base, mode="extra", prompt="a mode added by the edit")
     assert poll(base, extra["id"])["status"] == "succeeded", "the worker did not follow the new mode's queue"
     status = requests.get(f"{base}/api/models/status", timeout=10).json()
-    assert "gen.torch.extra" in status["workers"][0]["queues"]
+    assert status["queues"]["extra"] == {"queue": "gen.torch.extra", "waiting": 0}
 
 
 def test_broken_edit_keeps_the_last_good_config_and_says_why(make_stack, tmp_path):

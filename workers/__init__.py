@@ -21,4 +21,8 @@ def load_backend(name: str) -> Backend:
         from workers.noop import NoopBackend
 
         return NoopBackend()
-    raise ValueError(f"WORKER_BACKEND={name!r} is not one of 'torch', 'onnx', 'rknn', 'noop'")
+    if name == "timed":
+        from workers.timed import TimedBackend
+
+        return TimedBackend()
+    raise ValueError(f"WORKER_BACKEND={name!r} is not one of 'torch', 'onnx', 'rknn', 'noop', 'timed'")

@@ -1,0 +1,185 @@
+"""The mode-affinity router against FIFO on one seeded trace, through real worker processes.
+
+A fixed trace (seeded: 200 jobs over 3 modes, Poisson arrivals) is submitted over HTTP to
+a stack of Redis, the API and 2 Celery workers, once with ROUTER=affinity and once with
+ROUTER=fifo (one queue per backend, a model switch whenever the next job needs another
+mode: the seed's behaviour).  The workers run the timed backend (workers/timed.py), which
+sleeps a profile's load, step and decode costs scaled by ``--scale``; the queues, the
+router and the heartbeats are the real code, and switch counts are the workers' own.
+Targets: switches <= 0.2x FIFO, makespan <= 0.6x.
+
+    python -m bench.router [--profile cpu-sd15|gpu-sdxl] [--jobs 200] [--scale 0.01] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import redis
+import requests
+import yaml
+
+from jobs.keys import WORKERS_PATTERN
+from jobs.records import JobRecords
+from tests.processes import ROOT, Stack, stack_env, start_redis, wait_for
+
+TINY_MODEL = ROOT / ".cache" / "models" / "tiny-sd15"
+MODES = ("portrait", "landscape", "anime")
+WEIGHTS = (0.5, 0.3, 0.2)
+STEPS = 4
+UTILIZATION = 0.8  # arrivals offered at this share of two workers' capacity without switches
+
+
+@dataclass(frozen=True)
+class Costs:
+    load: float
+    step: float
+    decode: float
+    source: str
+
+    @property
+    def job(self) -> float:
+        return STEPS * self.step + self.decode
+
+
+PROFILES = {
+    "cpu-sd15": Costs(
+        load=3.95,
+        step=2.8,
+        decode=9.0,
+        source="measured on the dev CPU: cold switch (bench/modes.py), UNet step and VAE decode at 256 px (FACTS.md)",
+    ),
+    "gpu-sdxl": Costs(
+        load=26.0,
+        step=0.12,
+        decode=0.25,
+        source="SDXL load measured on the dev CPU (FACTS.md); GPU step and decode at 1024 px ASSUMED, not measured",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Arrival:
+    at: float
+    mode: str
+    seed: int
+
+
+def trace(jobs: int, costs: Costs, scale: float, seed: int) -> list[Arrival]:
+    rng = random.Random(seed)
+    mean_gap = costs.job * scale / (2 * UTILIZATION)
+    at, arrivals = 0.0, []
+    for i in range(jobs):
+        at += rng.expovariate(1 / mean_gap)
+        arrivals.append(Arrival(at, rng.choices(MODES, WEIGHTS)[0], i))
+    return arrivals
+
+
+def write_modes(folder: Path) -> Path:
+    path = folder / "modes.yaml"
+    spec = {"model": TINY_MODEL.name, "default_size": "64x64", "default_steps": STEPS, "scheduler": "lcm"}
+    path.write_text(yaml.safe_dump({"model_root": str(TINY_MODEL.parent), "modes": dict.fromkeys(MODES, spec)}))
+    return path
+
+
+def run(router: str, arrivals: list[Arrival], costs: Costs, scale: float, workdir: Path) -> dict[str, float]:
+    folder = workdir / router
+    folder.mkdir()
+    server = start_redis(folder / "redis")
+    env = stack_env(
+        server.url,
+        write_modes(folder),
+        folder / "store",
+        ROUTER=router,
+        QUEUE_MAX="100000",
+        WORKER_BACKEND="timed",
+        TIMED_LOAD_SECONDS=str(costs.load * scale),
+        TIMED_STEP_SECONDS=str(costs.step * scale),
+        TIMED_DECODE_SECONDS=str(costs.decode * scale),
+        ROUTER_MIN_DWELL=str(2 * costs.job * scale),
+        ROUTER_STARVATION=str(10 * costs.job * scale + costs.load * scale),
+        ROUTER_INTERVAL="0.1",
+        ROUTER_SWITCH_COST=str(costs.load / costs.job),
+    )
+    stack = Stack(env, folder)
+    try:
+        stack.start_worker()
+        stack.start_worker()
+        base = stack.start_api()
+        client = redis.Redis.from_url(server.url)
+        ids = submit(base, arrivals)
+        records = JobRecords(client, ttl=3600)
+        wait_for(lambda: all(records.get(i)["status"] == "succeeded" for i in ids), 3600, "every job to succeed")
+        switches = sum(int(client.hget(key, "switches")) for key in client.scan_iter(WORKERS_PATTERN))
+        done = [records.get(i) for i in ids]
+    finally:
+        stack.stop()
+        server.stop()
+    created = [stamp(r["created_at"]) for r in done]
+    waits = sorted(stamp(r["started_at"]) - c for r, c in zip(done, created, strict=True))
+    return {
+        "switches": switches,
+        "makespan": max(stamp(r["finished_at"]) for r in done) - min(created),
+        "wait_p50": statistics.median(waits),
+        "wait_p95": waits[int(0.95 * (len(waits) - 1))],
+    }
+
+
+def submit(base: str, arrivals: list[Arrival]) -> list[str]:
+    session = requests.Session()
+    began = time.monotonic()
+    ids = []
+    for arrival in arrivals:
+        time.sleep(max(0.0, arrival.at - (time.monotonic() - began)))
+        response = session.post(f"{base}/api/jobs", json={"mode": arrival.mode, "prompt": "p", "seed": arrival.seed})
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    return ids
+
+
+def stamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu-sd15")
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--scale", type=float, default=0.01, help="time scale applied to the profile's costs")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    if not TINY_MODEL.exists():
+        from workers.tiny_models import build_sd15
+
+        build_sd15(TINY_MODEL, size="tiny")
+    costs = PROFILES[args.profile]
+    arrivals = trace(args.jobs, costs, args.scale, args.seed)
+    counts = {m: sum(a.mode == m for a in arrivals) for m in MODES}
+    options = f"--profile {args.profile} --jobs {args.jobs} --scale {args.scale} --seed {args.seed}"
+    print(f"command: python -m bench.router {options}")
+    print(f"profile {args.profile}: load {costs.load} s, step {costs.step} s x {STEPS}, decode {costs.decode} s")
+    print(f"  ({costs.source}); every cost x {args.scale} in this run (the timed backend sleeps them)")
+    print(f"trace: {args.jobs} jobs {counts}, 2 workers, arrivals at {UTILIZATION:.0%} of their capacity")
+    with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp:
+        results = {router: run(router, arrivals, costs, args.scale, Path(tmp)) for router in ("affinity", "fifo")}
+    for router, r in results.items():
+        print(
+            f"{router:>8}: switches {r['switches']:4d}  makespan {r['makespan']:7.2f} s  "
+            f"wait p50 {r['wait_p50']:6.2f} s  p95 {r['wait_p95']:6.2f} s"
+        )
+    a, f = results["affinity"], results["fifo"]
+    print(f"switches ratio (affinity / fifo): {a['switches'] / f['switches']:.3f} (target <= 0.2)")
+    print(f"makespan ratio (affinity / fifo): {a['makespan'] / f['makespan']:.3f} (target <= 0.6)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

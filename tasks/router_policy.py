@@ -1,0 +1,101 @@
+"""The mode-affinity policy: which mode a worker should serve next.
+
+Pure (no Redis, no clock), so the worker's router (tasks/router.py) and the fleet
+simulation (bench/router_sim.py) run the same decisions.  Loading a mode costs
+seconds to tens of seconds, so a worker stays on its mode while that mode has work,
+and moves only:
+
+- when its own queue is empty: to a waiting mode with no server, else to one whose
+  waiting jobs per server outweigh a switch (more than ``switch_cost`` jobs each:
+  the last of them would wait longer than a load takes); among those, to the one
+  under the most pressure (waiting jobs and the age of the oldest, per server);
+- when a mode's waiting work has had no server for ``starvation`` seconds (by the
+  oldest job's age, or by how long the router has seen it so), even from a busy
+  queue: this bounds every job's wait (no starvation);
+- never within ``min_dwell`` seconds of its last move (no thrashing), nor while a
+  switch job pins it to its mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A mode's waiting jobs: how many, how long the oldest has waited, and how long the mode
+    has been seen with waiting work and no server (seconds; a job redelivered after its
+    worker died has no submit age, so the router watches this too)."""
+
+    waiting: int
+    oldest_wait: float = 0.0
+    unserved_for: float = 0.0
+
+    def starving(self, servers: int, starvation: float) -> bool:
+        return self.waiting > 0 and servers == 0 and max(self.oldest_wait, self.unserved_for) >= starvation
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """What the policy knows of the worker it decides for."""
+
+    serving: str | None
+    dwell: float = float("inf")  # seconds since it began serving that mode
+    pinned: bool = False
+    cached: frozenset[str] = field(default_factory=frozenset)  # modes it can load from host RAM
+
+
+@dataclass(frozen=True)
+class RouterPolicy:
+    min_dwell: float = 2.0
+    starvation: float = 30.0
+    switch_cost: float = 1.0  # a mode load, in jobs' run time
+    age_unit: float = 10.0  # seconds of the oldest job's wait that weigh as much as one more waiting job
+
+    def pressure(self, backlog: Backlog, servers: int) -> float:
+        """How underserved a mode is: its waiting work per server it would have with one more."""
+        return (backlog.waiting + backlog.oldest_wait / self.age_unit) / (servers + 1)
+
+    def choose(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
+        """The mode ``me`` should serve next, or None to stay where it is.
+
+        ``backlogs`` has every mode the worker may serve; ``servers`` counts the live
+        workers serving each mode, ``me`` included.
+        """
+        if me.serving not in backlogs:
+            return self._first(me, backlogs, servers)
+        if me.pinned or me.dwell < self.min_dwell:
+            return None
+        starving = [m for m, b in backlogs.items() if b.starving(servers.get(m, 0), self.starvation)]
+        if starving:
+            return max(starving, key=lambda m: (backlogs[m].oldest_wait, m))
+        if backlogs[me.serving].waiting:
+            return None
+        return self._most_underserved(me, backlogs, servers)
+
+    def _most_underserved(
+        self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]
+    ) -> str | None:
+        candidates = [
+            m
+            for m, b in backlogs.items()
+            if m != me.serving and b.waiting and b.waiting > self.switch_cost * servers.get(m, 0)
+        ]
+        if not candidates:
+            return None
+        # A mode nobody serves makes no progress at all: it goes before a busy served one.
+        return max(
+            candidates,
+            key=lambda m: (not servers.get(m), self.pressure(backlogs[m], servers.get(m, 0)), m in me.cached, m),
+        )
+
+    def _first(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
+        """A worker without a mode (new, or its mode was removed) takes the most underserved one;
+        with no work anywhere, the mode with the fewest servers, so idle workers spread out."""
+        if not backlogs:
+            return None
+        busy = self._most_underserved(me, backlogs, servers)
+        if busy is not None:
+            return busy
+        return min(backlogs, key=lambda m: (servers.get(m, 0), m not in me.cached, list(backlogs).index(m)))

@@ -1,0 +1,128 @@
+"""The router against a real Redis: backlogs from the waiting sets and queues, atomic moves,
+dead servers dropping out.  (Celery consumers are moved only once a worker runs: see
+tests/test_router_e2e.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+
+import pytest
+import yaml
+
+from config import Settings
+from jobs.keys import generation_queue, waiting_key
+from jobs.records import CLAIMED, JobRecords
+from modes.registry import ModesRegistry
+from tasks.router import Router
+
+
+@pytest.fixture
+def client(redis_server):
+    return redis_server.client()
+
+
+@pytest.fixture
+def registry(client, tmp_path):
+    path = tmp_path / "modes.yaml"
+    modes = {name: {"model": "m", "scheduler": "lcm"} for name in ("a", "b", "c")}
+    modes["edge"] = {"model": "m", "scheduler": "lcm", "backend": "onnx"}
+    path.write_text(yaml.safe_dump({"modes": modes}))
+    (tmp_path / "m").mkdir()
+    registry = ModesRegistry(client, path)
+    registry.reload()
+    return registry
+
+
+def router(client, registry, name: str, lease_ms: int = 15_000, **settings: float) -> Router:
+    base = dataclasses.replace(Settings.from_env(), router_min_dwell=0.0, **settings)
+    return Router(client, registry, "torch", name, base, lease_ms=lease_ms)
+
+
+def enqueue(client, mode: str) -> str:
+    job_id = str(uuid.uuid4())
+    records = JobRecords(client, ttl=600)
+    records.create(job_id, "generate", mode, {}, [generation_queue("torch", mode)], 100, waiting_key("torch", mode))
+    return job_id
+
+
+def test_only_modes_of_its_backend(client, registry):
+    assert router(client, registry, "w1").modes() == ["a", "b", "c"]
+
+
+def test_new_workers_spread_over_the_modes(client, registry):
+    first, second = router(client, registry, "w1"), router(client, registry, "w2")
+    first.tick(), second.tick()
+    assert (first.serving, second.serving) == ("a", "b")
+    assert first.queues == ["gen.torch.a", "custom"]
+
+
+def test_a_backlog_draws_one_idle_worker_not_both(client, registry):
+    first, second = router(client, registry, "w1"), router(client, registry, "w2")
+    first.tick(), second.tick()
+    enqueue(client, "c")
+    moved = [first.tick(), second.tick()]
+    assert moved == ["c", None]
+    assert (first.serving, second.serving) == ("c", "b")
+
+
+def test_a_claimed_job_leaves_the_backlog(client, registry):
+    job_id = enqueue(client, "b")
+    records = JobRecords(client, ttl=600)
+    worker = router(client, registry, "w1")
+    backlogs, _ = worker._snapshot(worker.modes())
+    assert backlogs["b"].waiting == 1 and backlogs["b"].oldest_wait >= 0
+    assert records.claim(job_id, "token", "w1", 30, waiting_key("torch", "b")) == CLAIMED
+    backlogs, _ = worker._snapshot(worker.modes())
+    assert backlogs["b"].waiting == 0
+
+
+def test_a_message_back_in_the_queue_counts_and_its_mode_starves_without_a_server(client, registry):
+    worker = router(client, registry, "w1", router_starvation=0.3)
+    worker.tick()
+    enqueue(client, "a")  # keeps w1 busy on its own mode
+    client.lpush(generation_queue("torch", "c"), b"a redelivered message")
+    assert worker.tick() is None, "not starving yet"
+    time.sleep(0.4)
+    assert worker.tick() == "c"
+
+
+def test_a_dead_worker_stops_counting_as_a_server(client, registry):
+    dead = router(client, registry, "dead", lease_ms=300)
+    dead.tick()
+    assert dead.serving == "a"
+    alive = router(client, registry, "alive")
+    _, servers = alive._snapshot(alive.modes())
+    assert servers == {"a": 1}
+    time.sleep(0.4)
+    _, servers = alive._snapshot(alive.modes())
+    assert servers == {}
+
+
+def test_an_expired_record_leaves_the_backlog(client, registry):
+    job_id = enqueue(client, "b")
+    client.delete(f"dl:job:{job_id}")
+    worker = router(client, registry, "w1")
+    backlogs, _ = worker._snapshot(worker.modes())
+    assert backlogs["b"].waiting == 0
+    assert client.zcard(waiting_key("torch", "b")) == 0
+
+
+def test_a_pin_moves_the_worker_and_holds_it(client, registry):
+    worker = router(client, registry, "w1", router_pin=60.0)
+    worker.tick()
+    worker.pin("b")
+    assert worker.serving == "b"
+    enqueue(client, "c")
+    assert worker.tick() is None
+    assert worker.serving == "b"
+
+
+def test_two_workers_that_decided_at_once_do_not_both_take_a_mode(client, registry):
+    first, second = router(client, registry, "w1"), router(client, registry, "w2")
+    first.tick(), second.tick()
+    key = ["dl:serving:torch"]
+    # Both saw mode c without a server (0 others) and chose it; only the first to act gets it.
+    assert first._take(keys=key, args=["w1", "c", 0, 15_000]) == 1
+    assert second._take(keys=key, args=["w2", "c", 0, 15_000]) == 0

@@ -1,0 +1,102 @@
+"""The mode-affinity router through real Celery workers: affinity, moving to a backlog,
+no starvation, and a dead worker's mode served again."""
+
+from __future__ import annotations
+
+import redis
+import requests
+
+from jobs.records import JobRecords
+from tests.client import poll, submit
+from tests.processes import wait_for
+
+
+def heartbeats(base: str) -> list[dict]:
+    return requests.get(f"{base}/api/models/status", timeout=30).json()["workers"]
+
+
+def serving(base: str, count: int) -> dict[str, str] | None:
+    """Worker name -> mode served, once ``count`` workers beat and each serves a mode."""
+    beats = heartbeats(base)
+    if len(beats) != count or not all(b["serving"] for b in beats):
+        return None
+    return {b["name"]: b["serving"] for b in beats}
+
+
+def records_of(stack) -> JobRecords:
+    return JobRecords(redis.Redis.from_url(stack.env["REDIS_URL"]), ttl=3600)
+
+
+def test_each_worker_keeps_the_mode_it_serves(make_stack):
+    # A long dwell: the workers keep their first modes for the whole test.
+    stack = make_stack(ROUTER_MIN_DWELL="600")
+    stack.start_worker()
+    stack.start_worker()
+    base = stack.start_api()
+    first = wait_for(lambda: serving(base, 2), 60, "two workers serving")
+    modes = sorted(set(first.values()))
+    assert len(modes) == 2, f"idle workers spread over the modes: {first}"
+
+    jobs = [
+        submit(base, mode=mode, prompt=f"job {i}", size="64x64", num_inference_steps=4, seed=i)
+        for i in range(6)
+        for mode in modes
+    ]
+    assert all(poll(base, job["id"])["status"] == "succeeded" for job in jobs)
+    records = [records_of(stack).get(job["id"]) for job in jobs]
+    ran_on = {mode: {r["worker"] for r in records if r["mode"] == mode} for mode in modes}
+    assert ran_on == {mode: {name for name, m in first.items() if m == mode} for mode in modes}
+    assert sum(b["switches"] for b in heartbeats(base)) == 2, "one load per worker, no switching"
+
+
+def test_an_idle_worker_moves_to_a_mode_nobody_serves(make_stack):
+    stack = make_stack()
+    stack.start_worker()
+    base = stack.start_api()
+    assert wait_for(lambda: serving(base, 1), 60, "the worker serving") == {heartbeats(base)[0]["name"]: "demo"}
+
+    jobs = [submit(base, mode="styled", prompt=f"styled {i}", seed=i) for i in range(3)]
+    assert all(poll(base, job["id"])["status"] == "succeeded" for job in jobs)
+    assert wait_for(lambda: serving(base, 1), 30, "the worker serving")[heartbeats(base)[0]["name"]] == "styled"
+    status = requests.get(f"{base}/api/models/status", timeout=30).json()
+    assert status["queues"]["styled"]["waiting"] == 0
+
+
+def test_a_starving_mode_gets_the_worker_before_a_busy_queue_drains(make_stack):
+    stack = make_stack(ROUTER_STARVATION="1")
+    stack.start_worker()
+    base = stack.start_api()
+    wait_for(lambda: serving(base, 1), 60, "the worker serving")
+    busy = [submit(base, mode="slow", prompt=f"busy {i}", num_inference_steps=30, seed=i) for i in range(6)]
+    starving = submit(base, mode="demo", prompt="waits for no one")
+
+    done = poll(base, starving["id"], timeout=240)
+    assert done["status"] == "succeeded"
+    records = records_of(stack)
+    slow = [records.get(job["id"]) for job in busy]
+    still_queued = [r for r in slow if r["status"] == "queued" or r.get("started_at", "") > done["started_at"]]
+    assert len(still_queued) >= 2, "the worker left a mode that still had waiting work"
+    assert all(poll(base, job["id"], timeout=240)["status"] == "succeeded" for job in busy)
+
+
+def test_a_dead_workers_mode_is_served_again(make_stack):
+    stack = make_stack(VISIBILITY_TIMEOUT="4", LEASE_TTL="3")
+    workers = [stack.start_worker(), stack.start_worker()]
+    base = stack.start_api()
+    spread = wait_for(lambda: serving(base, 2), 60, "two workers serving")
+    job = submit(base, mode="slow", prompt="survives its worker", num_inference_steps=60, seed=3)
+    records = records_of(stack)
+
+    def running_a_while() -> dict | None:
+        record = records.get(job["id"])
+        return record if record["status"] == "running" and (record["progress"] or {}).get("step", 0) >= 2 else None
+
+    running = wait_for(running_a_while, 60, "the slow job running")
+    victim = next(p for p in workers if f"-{p.pid}@" in running["worker"])
+    victim.kill()
+    victim.wait()
+
+    assert poll(base, job["id"], timeout=180)["status"] == "succeeded"
+    assert records.get(job["id"])["worker"] != running["worker"]
+    [survivor] = [name for name in spread if name != running["worker"]]
+    assert wait_for(lambda: serving(base, 1), 30, "the survivor")[survivor] == "slow"

@@ -1,0 +1,56 @@
+"""A backend that sleeps measured costs instead of running a model: for bench/router.py only.
+
+Loading a mode sleeps ``TIMED_LOAD_SECONDS``; a job sleeps ``TIMED_STEP_SECONDS`` per
+step (reporting progress as a pipeline does) and ``TIMED_DECODE_SECONDS`` for the
+VAE, then returns a black image.  The router decides on the real queues and
+heartbeats; only the inference is replaced, so that a trace of hundreds of jobs
+costs minutes, not hours.  Select it with WORKER_BACKEND=timed; never used by a mode.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from PIL import Image
+
+from jobs.messages import GenerateJob, ResolvedMode
+from workers.base import Generated, StepCallback
+
+
+def _seconds(name: str) -> float:
+    return float(os.environ.get(name, "0"))
+
+
+class TimedBackend:
+    name = "timed"
+    serves = "torch"  # stands in for the torch pool
+
+    def __init__(self) -> None:
+        self._mode: str | None = None
+        self._load = _seconds("TIMED_LOAD_SECONDS")
+        self._step = _seconds("TIMED_STEP_SECONDS")
+        self._decode = _seconds("TIMED_DECODE_SECONDS")
+
+    @property
+    def loaded_mode(self) -> str | None:
+        return self._mode
+
+    def prepare(self, mode: ResolvedMode, job_id: str) -> float:
+        if mode.name == self._mode:
+            return 0.0
+        time.sleep(self._load)
+        self._mode = mode.name
+        return self._load
+
+    def memory_report(self) -> dict[str, Any]:
+        return {"device": "none", "models": []}
+
+    def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
+        self.prepare(job.mode, job.job_id)
+        for step in range(job.params.steps):
+            time.sleep(self._step)
+            on_step(step + 1, job.params.steps)
+        time.sleep(self._decode)
+        return Generated(image=Image.new("RGB", (job.params.width, job.params.height)), sampler="timed")
