@@ -79,3 +79,15 @@ def test_store_url_without_bucket_is_refused(url):
 def test_keys_stay_under_the_prefix(s3_bucket, moto_server, key):
     with pytest.raises(ValueError):
         open_store(f"s3://{s3_bucket}/p", moto_server.url).put(key, b"x", "text/plain")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [("STORE_SERVE", "bounce", "one of proxy, redirect"), ("S3_PRESIGN_SECONDS", "0", "between 1 and 604800")],
+)
+def test_serving_settings_are_checked(monkeypatch, name, value, message):
+    from config import Settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=message):
+        Settings.from_env()
