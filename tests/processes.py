@@ -113,11 +113,11 @@ class MotoServer:
         self.process.wait(timeout=10)
 
 
-def start_moto(logs: Path) -> MotoServer:
+def start_moto(logs: Path, extra_env: dict[str, str] | None = None) -> MotoServer:
     port = free_port()
     logs.mkdir(parents=True, exist_ok=True)
     log = open(logs / "moto.log", "wb")
-    env = {**os.environ, **FAKE_AWS_ENV}
+    env = {**os.environ, **FAKE_AWS_ENV, **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         env=env,

@@ -7,6 +7,7 @@ import requests
 
 from storage import ObjectNotFound, Presigning, StoreError, open_store
 from storage.s3 import S3Store
+from tests.processes import free_port, start_moto
 
 
 def test_put_get_exists_delete_url(s3_bucket, moto_server):
@@ -52,6 +53,18 @@ def test_missing_bucket_says_what_to_fix(s3_bucket, moto_server):
         open_store("s3://no-such-bucket/x", moto_server.url)
 
 
+def test_refused_credentials_say_what_to_check(s3_bucket, tmp_path):
+    # With INITIAL_NO_AUTH_ACTION_COUNT=0 moto checks every request's key against its IAM users: none exist.
+    strict = start_moto(tmp_path / "strict", {"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        with pytest.raises(
+            StoreError, match="refused the credentials .* check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"
+        ):
+            open_store(f"s3://{s3_bucket}", strict.url)
+    finally:
+        strict.stop()
+
+
 def test_missing_credentials_say_what_to_set(moto_server, monkeypatch, tmp_path):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -63,8 +76,6 @@ def test_missing_credentials_say_what_to_set(moto_server, monkeypatch, tmp_path)
 
 
 def test_unreachable_endpoint_names_the_setting(s3_bucket, moto_server):
-    from tests.processes import free_port
-
     with pytest.raises(StoreError, match="cannot reach .* check S3_ENDPOINT_URL"):
         open_store(f"s3://{s3_bucket}", f"http://127.0.0.1:{free_port()}")
 
