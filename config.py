@@ -37,6 +37,21 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"{name}={raw!r} is not a number; set it to a number or unset it") from None
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the first when unset."""
+    raw = os.environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; set one of them or unset it")
+    return raw
+
+
+def _presign_seconds() -> int:
+    seconds = _int("S3_PRESIGN_SECONDS", 300)
+    if not 1 <= seconds <= 7 * 24 * 3600:  # S3 signs a URL for at most a week
+        raise SystemExit(f"S3_PRESIGN_SECONDS={seconds} must be between 1 and 604800 (a week)")
+    return seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str
@@ -58,6 +73,10 @@ class Settings:
     router_pin: float = 60.0
     router_interval: float = 0.5
     router_switch_cost: float = 1.0
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    store_serve: str = "proxy"
+    s3_presign_seconds: int = 300
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -81,15 +100,11 @@ class Settings:
             router_pin=_float("ROUTER_PIN", 60.0),
             router_interval=_float("ROUTER_INTERVAL", 0.5),
             router_switch_cost=_float("ROUTER_SWITCH_COST", 1.0),
+            s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
+            s3_region=os.environ.get("S3_REGION") or None,
+            store_serve=_choice("STORE_SERVE", ("proxy", "redirect")),
+            s3_presign_seconds=_presign_seconds(),
         )
-
-
-def _choice(name: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices`` (the first when unset)."""
-    raw = os.environ.get(name, "").strip() or choices[0]
-    if raw not in choices:
-        raise SystemExit(f"{name}={raw!r} is not one of {', '.join(choices)}; set one of them or unset it")
-    return raw
 
 
 def _flag(name: str, default: bool) -> bool:

@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         redis=client,
         records=JobRecords(client, settings.job_ttl),
-        store=open_store(settings.store_url),
+        store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
         registry=registry,
         producer=make_producer(),
     )

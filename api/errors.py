@@ -8,6 +8,8 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from storage import StoreError
+
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +43,11 @@ def register_error_handlers(app: Flask) -> None:
     def redis_down(exc: redis.RedisError):
         log.error("Redis error: %s", exc)
         return jsonify(error_body(f"Redis is unavailable ({exc}); check that Redis at REDIS_URL is up")), 503
+
+    @app.errorhandler(StoreError)
+    def store_unusable(exc: StoreError):
+        log.error("object store error: %s", exc)
+        return jsonify(error_body(f"the object store is unavailable: {exc}")), 503
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from api.errors import ApiError
 from api.services import services
@@ -12,7 +12,7 @@ from api.superres_fields import generation_options, split_generation_fields, sr_
 from api.validation import parse_generation
 from api.views import public_job
 from jobs.records import SUCCEEDED
-from storage import ObjectNotFound
+from storage import ObjectNotFound, Presigning
 
 bp = Blueprint("jobs", __name__)
 
@@ -40,7 +40,11 @@ def result_png(record: dict) -> bytes:
     try:
         return services().store.get(record["result"]["key"])
     except ObjectNotFound:
-        raise ApiError(410, f"the result of job {record['id']} is no longer in the object store") from None
+        raise _gone(record["id"]) from None
+
+
+def _gone(job_id: str) -> ApiError:
+    return ApiError(410, f"the result of job {job_id} is no longer in the object store")
 
 
 @bp.post("/api/jobs")
@@ -64,4 +68,11 @@ def job_result(job_id: str):
     record = load_record(job_id)
     if record["status"] != SUCCEEDED:
         raise ApiError(409, f"job {job_id} is {record['status']}, not succeeded; poll GET /api/jobs/{job_id}")
+    svc = services()
+    # STORE_SERVE=redirect sends the client to the store itself, sparing the API the bytes.
+    if svc.settings.store_serve == "redirect" and isinstance(svc.store, Presigning):
+        key = record["result"]["key"]
+        if not svc.store.exists(key):
+            raise _gone(job_id)
+        return redirect(svc.store.presigned_url(key, svc.settings.s3_presign_seconds), 302)
     return Response(result_png(record), mimetype=record["result"].get("content_type", "image/png"))

@@ -10,8 +10,8 @@
 # runs as `celery --config=celeryconfig flower` and imports no task module.
 FROM python:3.11-slim
 
-# Extras of setup.cfg to install beside the base, comma-separated ("" = base only).
-ARG EXTRAS=""
+# Extras of setup.cfg to install beside the base, comma-separated ("" = base only; s3: boto3 for STORE_URL=s3://).
+ARG EXTRAS="s3"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -59,7 +59,7 @@ COPY . .
 # DL3013: "." is this project; its dependencies are pinned or bounded in setup.cfg.
 # hadolint ignore=DL3013
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".[worker]" \
+    pip install ".[worker,s3]" \
  && python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'torch in the CUDA image has no CUDA: ' + torch.__version__)" \
  && rm -rf build ./*.egg-info \
  && mkdir -p /data/results /app/.cache/models \

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from storage.base import ObjectNotFound, ObjectStore
+from storage.base import ObjectNotFound, ObjectStore, Presigning, StoreError
 from storage.local import LocalStore
 
-__all__ = ["ObjectNotFound", "ObjectStore", "LocalStore", "open_store"]
+__all__ = ["ObjectNotFound", "ObjectStore", "LocalStore", "Presigning", "StoreError", "open_store"]
 
 
-def open_store(store_url: str) -> ObjectStore:
-    """A store from ``file:///path`` or a plain folder path."""
+def open_store(store_url: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> ObjectStore:
+    """A store from ``file:///path``, a plain folder path or ``s3://bucket/prefix``.
+
+    An S3 store is checked on opening (the bucket exists, the credentials are accepted), so a
+    misconfigured process stops at start-up with a message instead of failing its first job.
+    """
     parsed = urlparse(store_url)
     if parsed.scheme in ("", "file"):
         return LocalStore(parsed.path if parsed.scheme else store_url)
+    if parsed.scheme == "s3":
+        try:
+            from storage.s3 import S3Store
+        except ImportError as exc:
+            raise StoreError(
+                f"STORE_URL {store_url!r} needs boto3 ({exc}); install the s3 extra: pip install '.[s3]'"
+            ) from None
+        store = S3Store.from_url(store_url, endpoint_url=s3_endpoint_url, region=s3_region)
+        store.check()
+        return store
     raise ValueError(
-        f"STORE_URL {store_url!r}: unsupported scheme {parsed.scheme!r}; use a folder path or file:///path"
+        f"STORE_URL {store_url!r}: unsupported scheme {parsed.scheme!r};"
+        " use a folder path, file:///path or s3://bucket/prefix"
     )

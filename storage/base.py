@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class ObjectNotFound(KeyError):
     """No object is stored under this key."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as configured (no bucket, refused credentials, unreachable endpoint);
+    the message says which setting to fix."""
 
 
 class ObjectStore(Protocol):
@@ -19,3 +24,10 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def url(self, key: str) -> str: ...
+
+
+@runtime_checkable
+class Presigning(Protocol):
+    """A store whose objects a client can fetch directly, by a URL that expires."""
+
+    def presigned_url(self, key: str, expires: int) -> str: ...

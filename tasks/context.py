@@ -25,7 +25,7 @@ def get_runner() -> JobRunner:
             _runner = JobRunner(
                 client=client,
                 records=JobRecords(client, settings.job_ttl),
-                store=open_store(settings.store_url),
+                store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
                 backend=load_backend(settings.worker_backend),
                 lease_ttl=settings.lease_ttl,
             )

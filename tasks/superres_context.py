@@ -35,7 +35,7 @@ def get_superres_runner() -> SuperResRunner:
             _runner = SuperResRunner(
                 client=client,
                 records=JobRecords(client, settings.job_ttl),
-                store=open_store(settings.store_url),
+                store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
                 engine=load_engine(engine_config(sr)),
                 settings=sr,
                 lease_ttl=settings.lease_ttl,

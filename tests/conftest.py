@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import os
 import runpy
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.processes import OFFLINE_GUARD, ROOT, Stack, stack_env, start_redis
+from tests.processes import FAKE_AWS_ENV, OFFLINE_GUARD, ROOT, Stack, stack_env, start_moto, start_redis
 
 # The test process too: no hub, and no host beyond loopback.
 os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -118,6 +119,23 @@ def redis_server(tmp_path):
     server = start_redis(tmp_path / "redis")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server, monkeypatch) -> str:
+    """A fresh, empty bucket on the moto server; this process signs with fake credentials."""
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    moto_server.client().create_bucket(Bucket=bucket)
+    return bucket
 
 
 @pytest.fixture

@@ -85,6 +85,59 @@ def start_redis(workdir: Path) -> RedisServer:
     return server
 
 
+# moto's server accepts any credentials; boto3 still needs some to sign with, and a region.
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@dataclass
+class MotoServer:
+    """moto's S3 API on loopback: a real S3 endpoint for the S3 store."""
+
+    url: str
+    process: subprocess.Popen
+
+    def client(self):
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("s3", endpoint_url=self.url)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_moto(logs: Path, extra_env: dict[str, str] | None = None) -> MotoServer:
+    port = free_port()
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / "moto.log", "wb")
+    env = {**os.environ, **FAKE_AWS_ENV, **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = MotoServer(f"http://127.0.0.1:{port}", process)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"moto server exited early:\n{Path(log.name).read_text()[-3000:]}")
+        try:
+            return requests.get(f"{server.url}/moto-api/", timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    wait_for(ready, 60, "the moto server to answer")
+    return server
+
+
 @dataclass
 class Stack:
     """Environment shared by the processes of one test deployment."""
