@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask
 
-from api import custom, jobs, legacy, modes, status, superres
+from api import cancel, custom, jobs, legacy, modes, status, superres
 from api.errors import register_error_handlers
 from api.producer import make_producer
 from api.services import Services
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)
-    for blueprint in (jobs.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp):
+    for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp):
         app.register_blueprint(blueprint)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import url_for
 
-from jobs.records import FAILED, SUCCEEDED
+from jobs.records import CANCELED, FAILED, SUCCEEDED
 
 _PASSTHROUGH = ("id", "kind", "status", "mode", "params", "created_at", "started_at", "finished_at", "attempts")
 
@@ -15,11 +15,13 @@ def public_job(record: dict[str, Any]) -> dict[str, Any]:
     view = {k: record[k] for k in _PASSTHROUGH if k in record}
     if record.get("progress"):
         view["progress"] = record["progress"]
+    if "cancel_requested" in record:
+        view["cancel_requested"] = True
     if record["status"] == SUCCEEDED:
         result = {k: v for k, v in record["result"].items() if k != "key"}
         if "key" in record["result"]:
             result["url"] = url_for("jobs.job_result", job_id=record["id"])
         view["result"] = result
-    elif record["status"] == FAILED:
+    elif record["status"] in (FAILED, CANCELED):
         view["error"] = record["error"]
     return view

@@ -8,11 +8,12 @@ from flask import url_for
 
 from api.errors import ApiError
 from api.services import Services
-from jobs.records import SUCCEEDED, TERMINAL
+from jobs.records import CANCELED, SUCCEEDED, TERMINAL
 
 
 def wait_for_success(svc: Services, job_id: str, timeout: float, setting: str) -> dict[str, Any]:
-    """The succeeded record; 504 with ``Location`` after ``timeout`` s (named by ``setting``), 500 on failure."""
+    """The succeeded record; 504 with ``Location`` after ``timeout`` s (named by ``setting``), 409 when
+    canceled, 500 on failure."""
     record = svc.records.wait(job_id, timeout)
     location = url_for("jobs.get_job", job_id=job_id)
     if record is None:
@@ -23,6 +24,12 @@ def wait_for_success(svc: Services, job_id: str, timeout: float, setting: str) -
             f"job {job_id} did not finish within {setting}={timeout:g}s; "
             f"it is still queued or running: poll {location}",
             headers={"Location": location, "X-Job-Id": job_id},
+        )
+    if record["status"] == CANCELED:
+        raise ApiError(
+            409,
+            f"job {job_id} was canceled ({record['error']['message']}); submit it again to get an image",
+            headers={"X-Job-Id": job_id},
         )
     if record["status"] != SUCCEEDED:
         message = record.get("error", {}).get("message", f"job {job_id} was {record['status']}")

@@ -25,6 +25,7 @@ _JSON_FIELDS = ("params", "progress", "result", "error")
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
+if ARGV[6] == '1' and status ~= 'queued' and status ~= 'running' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[5]) then return -2 end
 if ARGV[6] == '1' then redis.call('ZREM', KEYS[3], ARGV[7]) end
@@ -50,10 +51,12 @@ CLAIMED, ENDED, GONE, HELD = 1, 0, -1, -2
 # Block for at most this long per call: well under redis-py's default 5 s socket timeout.
 WAIT_SLICE = 2.0
 
+# Returns 2 when a cancel was requested, so the worker learns of it with the progress write it makes anyway.
 _PROGRESS = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'progress', ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 2 end
 return 1
 """
 
@@ -67,6 +70,28 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
 return 1
 """
+
+# A job nobody is working on (queued, or running with no live lease: between the generation and its
+# super-resolution stage, or its worker died) ends canceled at once; a job a worker holds is flagged
+# for the worker to stop at its next step.
+_CANCEL = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
+if status == 'running' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[1])
+  return 2
+end
+local message = ARGV[2]
+if status == 'running' then message = ARGV[3] end
+redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', message)
+if ARGV[5] == '1' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+redis.call('RPUSH', KEYS[3], 'canceled')
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 1
+"""
+CANCELED_NOW, CANCEL_REQUESTED = 1, 2  # what cancel() did, besides ENDED and GONE
+STEP_CANCELED = 2  # what progress() returns when the job should stop
 
 
 def now_iso() -> str:
@@ -82,6 +107,7 @@ class JobRecords:
         self._claim = client.register_script(_CLAIM)
         self._admit = client.register_script(_ADMIT)
         self._progress = client.register_script(_PROGRESS)
+        self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
 
     def create(
@@ -141,10 +167,13 @@ class JobRecords:
             )
         )
 
-    def progress(self, job_id: str, token: str, step: int, total: int) -> None:
-        self._progress(
-            keys=[job_key(job_id), lease_key(job_id)],
-            args=[token, json.dumps({"step": step, "total": total})],
+    def progress(self, job_id: str, token: str, step: int, total: int) -> int:
+        """Record step ``step`` of ``total``; returns STEP_CANCELED when a cancel was requested."""
+        return int(
+            self._progress(
+                keys=[job_key(job_id), lease_key(job_id)],
+                args=[token, json.dumps({"step": step, "total": total})],
+            )
         )
 
     def succeed(self, job_id: str, token: str, result: dict[str, Any]) -> bool:
@@ -152,6 +181,30 @@ class JobRecords:
 
     def fail(self, job_id: str, token: str, message: str) -> bool:
         return self._end(job_id, token, FAILED, "error", {"message": message})
+
+    def end_canceled(self, job_id: str, token: str, message: str) -> bool:
+        """End a job its worker stopped on request, guarded by the lease like any terminal write."""
+        return self._end(job_id, token, CANCELED, "error", {"message": message})
+
+    def cancel(self, job_id: str, waiting: str | None = None) -> int:
+        """Cancel the job (leaving ``waiting``, its mode's waiting set): CANCELED_NOW,
+        CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
+        return int(
+            self._cancel(
+                keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id)],
+                args=[
+                    now_iso(),
+                    json.dumps({"message": "canceled on request before it started"}),
+                    json.dumps({"message": "canceled on request while no worker held it"}),
+                    self._ttl,
+                    "1" if waiting else "0",
+                    job_id,
+                ],
+            )
+        )
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self._redis.hexists(job_key(job_id), "cancel_requested"))
 
     def _end(self, job_id: str, token: str, status: str, field: str, value: dict[str, Any]) -> bool:
         done = self._finish(

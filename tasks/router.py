@@ -170,8 +170,8 @@ class Router:
         backlogs = {}
         for i, mode in enumerate(modes):
             oldest, count, queued = per_mode[3 * i : 3 * i + 3]
-            if oldest and not self._redis.exists(job_key(oldest[0][0].decode())):
-                self._redis.zrem(waiting_key(self.serves, mode), oldest[0][0])  # its record expired
+            if oldest and self._redis.hget(job_key(oldest[0][0].decode()), "status") != b"queued":
+                self._redis.zrem(waiting_key(self.serves, mode), oldest[0][0])  # expired, or canceled meanwhile
                 oldest, count = [], count - 1
             waiting = max(count, queued)
             backlogs[mode] = Backlog(

@@ -16,6 +16,7 @@ from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.records import CLAIMED, GONE, JobRecords
 from jobs.superres import generated_key
 from storage import ObjectStore
+from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease
 from tasks.superres_handoff import hand_off
 from workers import Backend
@@ -104,7 +105,10 @@ class JobRunner:
             loaded = self.backend.loaded_mode
             began = time.perf_counter()
             try:
+                check_canceled(self.records, job_id)
                 result = work(lease)
+            except JobCanceled as exc:
+                return end_canceled(self.records, job_id, lease.token, exc)
             except Exception as exc:
                 log.exception("job %s: %s failed", job_id, what)
                 self.records.fail(job_id, lease.token, failure_message(what, exc))
@@ -123,11 +127,8 @@ class JobRunner:
             return "superseded"
 
     def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
-        generated = self.backend.generate(
-            job,
-            on_step=lambda step, total: self.records.progress(job.job_id, lease.token, step, total),
-            **self._inputs(job),
-        )
+        on_step = step_reporter(self.records, job.job_id, lease.token)
+        generated = self.backend.generate(job, on_step=on_step, **self._inputs(job))
         key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id)
         self.store.put(key, encode_png(generated.image, a1111_parameters(job, generated.sampler)), "image/png")
         return {

@@ -21,6 +21,7 @@ from jobs.images import ImageRejected, decode
 from jobs.records import CLAIMED, GONE, JobRecords
 from jobs.superres import FORMATS, SuperResJob, output_key, pixel_limit_message
 from storage import ObjectNotFound, ObjectStore
+from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease
 from workers.superres.encode import encode, png_text
 from workers.superres.engine import SuperResEngine
@@ -73,6 +74,7 @@ class SuperResRunner:
         if code != CLAIMED:
             why = "its record expired" if code == GONE else "it already ended"
             log.info("job %s: %s; dropping this delivery", job_id, why)
+            self.store.delete(job.input_key)  # a job canceled while queued leaves its input behind otherwise
             return "dropped"
         with lease:
             log.info("job %s: super-resolution x%d^%d on %s", job_id, self.engine.scale, job.options.magnitude, worker)
@@ -81,7 +83,7 @@ class SuperResRunner:
                 outcome = self._upscale(job, lease)
             finally:
                 self.current_job = None
-        if outcome in ("succeeded", "failed"):
+        if outcome in ("succeeded", "failed", "canceled"):
             self.store.delete(job.input_key)
         return outcome
 
@@ -89,16 +91,15 @@ class SuperResRunner:
         job_id, options = job.job_id, job.options
         began = time.perf_counter()
         try:
+            check_canceled(self.records, job_id)
             data, image = self._input(job)
-            out = upscale(
-                image,
-                self.engine,
-                options.magnitude,
-                on_pass=lambda done, total: self.records.progress(job_id, lease.token, done, total),
-            )
+            on_pass = step_reporter(self.records, job_id, lease.token, unit="pass")
+            out = upscale(image, self.engine, options.magnitude, on_pass=on_pass)
             text = png_text(data) if data.startswith(PNG_SIGNATURE) else None
             key = output_key(job_id, options.out_format)
             self.store.put(key, encode(out, options.out_format, options.quality, text), FORMATS[options.out_format])
+        except JobCanceled as exc:
+            return end_canceled(self.records, job_id, lease.token, exc)
         except ImageRejected as exc:
             log.warning("job %s: input refused: %s", job_id, exc)
             self.records.fail(job_id, lease.token, f"super-resolution refused the input: {exc}")

@@ -126,3 +126,19 @@ def test_two_workers_that_decided_at_once_do_not_both_take_a_mode(client, regist
     # Both saw mode c without a server (0 others) and chose it; only the first to act gets it.
     assert first._take(keys=key, args=["w1", "c", 0, 15_000]) == 1
     assert second._take(keys=key, args=["w2", "c", 0, 15_000]) == 0
+
+
+def test_a_canceled_job_leaves_the_backlog(client, registry):
+    records = JobRecords(client, ttl=600)
+    canceled, kept = enqueue(client, "b"), enqueue(client, "b")
+    records.cancel(canceled, waiting_key("torch", "b"))
+    assert client.zrange(waiting_key("torch", "b"), 0, -1) == [kept.encode()]
+
+
+def test_a_job_canceled_without_its_waiting_set_is_pruned_by_the_router(client, registry):
+    records = JobRecords(client, ttl=600)
+    canceled = enqueue(client, "b")
+    records.cancel(canceled)
+    worker = router(client, registry, "w1")
+    backlogs, _ = worker._snapshot(worker.modes())
+    assert backlogs["b"].waiting == 0

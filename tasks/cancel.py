@@ -1,0 +1,45 @@
+"""Stopping a job its worker holds when a cancel is requested (``DELETE /api/jobs/<id>``).
+
+The API flags the running job (jobs/records.py); the worker learns of it from the
+progress write it makes after every step, and a step callback raises JobCanceled,
+which unwinds the pipeline mid-run.  The runner then ends the job ``canceled``
+under its lease and takes the next job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from jobs.records import STEP_CANCELED, JobRecords
+
+log = logging.getLogger(__name__)
+
+
+class JobCanceled(Exception):
+    """A cancel was requested for the job being run; the message says where it stopped."""
+
+
+def step_reporter(records: JobRecords, job_id: str, token: str, unit: str = "step") -> Callable[[int, int], None]:
+    """A progress callback that records ``unit`` i of n and raises JobCanceled once a cancel is requested."""
+
+    def on_step(done: int, total: int) -> None:
+        if records.progress(job_id, token, done, total) == STEP_CANCELED:
+            raise JobCanceled(f"canceled on request after {unit} {done} of {total}")
+
+    return on_step
+
+
+def check_canceled(records: JobRecords, job_id: str) -> None:
+    """Raise JobCanceled when a cancel came while the job waited for this worker (a hand-off or redelivery)."""
+    if records.cancel_requested(job_id):
+        raise JobCanceled("canceled on request before this worker started it")
+
+
+def end_canceled(records: JobRecords, job_id: str, token: str, stopped: JobCanceled) -> str:
+    """End the job ``canceled`` under the lease ``token``; returns what happened, as the task's result."""
+    if records.end_canceled(job_id, token, str(stopped)):
+        log.info("job %s: %s", job_id, stopped)
+        return "canceled"
+    log.warning("job %s: stopped on a cancel request but lost its lease; another worker owns the job", job_id)
+    return "superseded"
