@@ -73,6 +73,8 @@ class Settings:
     router_pin: float = 60.0
     router_interval: float = 0.5
     router_switch_cost: float = 1.0
+    priority_aging: float = 60.0
+    batch_max: int = 4
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     store_serve: str = "proxy"
@@ -100,6 +102,8 @@ class Settings:
             router_pin=_float("ROUTER_PIN", 60.0),
             router_interval=_float("ROUTER_INTERVAL", 0.5),
             router_switch_cost=_float("ROUTER_SWITCH_COST", 1.0),
+            priority_aging=_float("PRIORITY_AGING", 60.0),
+            batch_max=_int("BATCH_MAX", 4),
             s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
             s3_region=os.environ.get("S3_REGION") or None,
             store_serve=_choice("STORE_SERVE", ("proxy", "redirect")),

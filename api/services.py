@@ -14,7 +14,7 @@ from api.errors import ApiError
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
-from jobs.records import JobRecords
+from jobs.records import JobRecords, Turn
 from jobs.superres import SuperResOptions
 from modes import Mode, ModesConfig
 from modes.registry import ModesRegistry
@@ -67,7 +67,9 @@ class Services:
         job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params, superres=superres)
         payload = job.to_dict()
         record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}
-        return self._submit(job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads)
+        return self._submit(
+            job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads, params.priority
+        )
 
     def submit_switch(self, mode: Mode) -> dict[str, Any]:
         """Queue a mode switch behind the jobs already queued for the mode."""
@@ -89,13 +91,15 @@ class Services:
         payload: dict[str, Any],
         params: dict,
         uploads: dict[str, bytes] | None = None,
+        priority: int = 0,
     ) -> dict[str, Any]:
-        """Record the job (joining its mode's waiting set), store its uploads, then enqueue it."""
+        """Record the job (a mode's job joins its waiting set), store its uploads, then enqueue it."""
         queues = sorted({*self.queues().values(), CUSTOM_QUEUE})
         queue = mode_queue(self.settings.router, mode.backend, mode.name) if mode else CUSTOM_QUEUE
         waiting = waiting_key(mode.backend, mode.name) if mode else None
+        turn = Turn(waiting, priority * self.settings.priority_aging, payload) if waiting else None
         name = mode.name if mode else ""
-        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, waiting)
+        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, turn)
         if record is None:
             raise ApiError(
                 429,

@@ -13,7 +13,9 @@ from modes.config import MAX_GUIDANCE
 
 SEED_MAX = 2**32 - 1
 PROMPT_MAX = 4000
+MAX_PRIORITY = 10
 FIELDS = (
+    "priority",
     "mode",
     "prompt",
     "negative_prompt",
@@ -60,6 +62,7 @@ def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParam
         seed=_seed(body),
         init_image=init.key if init else None,
         strength=_strength(body, init, steps),
+        priority=_integer(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
     )
     return mode, params, {init.key: init.data} if init else {}
 

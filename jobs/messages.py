@@ -45,6 +45,15 @@ class GenerateParams:
     # img2img: the object-store key of the init image (a PNG), and how far to move away from it (0-1].
     init_image: str | None = None
     strength: float | None = None
+    # Scheduling: a job with priority p goes before jobs of its mode submitted up to
+    # p x PRIORITY_AGING seconds before it (jobs/records.py), so nothing waits forever.
+    priority: int = 0
+
+    def batch_key(self) -> tuple | None:
+        """Jobs with equal keys can run as one pipeline call (each with its own prompt and seed)."""
+        if self.init_image is not None:
+            return None
+        return (self.width, self.height, self.steps, self.guidance, self.negative_prompt)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from jobs.keys import done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
-_JSON_FIELDS = ("params", "progress", "result", "error")
+_JSON_FIELDS = ("params", "progress", "result", "error", "payload")
 
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -94,6 +95,18 @@ CANCELED_NOW, CANCEL_REQUESTED = 1, 2  # what cancel() did, besides ENDED and GO
 STEP_CANCELED = 2  # what progress() returns when the job should stop
 
 
+@dataclass(frozen=True)
+class Turn:
+    """How a generation or switch job waits for its turn: in its mode's waiting set
+    (jobs/keys.py), ahead by ``head_start`` seconds (priority x PRIORITY_AGING), with
+    the task payload that any delivery of the mode's queue may run it from
+    (tasks/turns.py)."""
+
+    waiting: str
+    head_start: float
+    payload: dict[str, Any]
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -118,12 +131,12 @@ class JobRecords:
         params: dict[str, Any],
         queues: list[str],
         queue_max: int,
-        waiting: str | None = None,
+        turn: Turn | None = None,
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record unless ``queue_max`` jobs wait in ``queues``, in one atomic step.
 
-        With ``waiting`` (a mode's waiting set, jobs/keys.py) the job joins it in the same step,
-        scored by Redis' clock so every host ages jobs alike.
+        With a ``turn`` the job joins its mode's waiting set in the same step, scored by
+        Redis' clock (so every host ages jobs alike) less its head start.
         Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
         """
         record = {
@@ -135,10 +148,11 @@ class JobRecords:
             "created_at": now_iso(),
             "attempts": 0,
             "completions": 0,
+            **({"payload": turn.payload} if turn else {}),
         }
         fields = [item for pair in _encode(record).items() for item in pair]
-        offset = "0" if waiting else ""
-        keys = [job_key(job_id), waiting or job_key(job_id), *queues]
+        offset = repr(turn.head_start) if turn else ""
+        keys = [job_key(job_id), turn.waiting if turn else job_key(job_id), *queues]
         depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, *fields]))
         return (record if depth < 0 else None), depth
 

@@ -13,13 +13,13 @@ from tasks.context import get_runner
 @app.task(name=GENERATE_TASK, bind=True)
 def generate(self, job: dict[str, Any]) -> str:
     delivery_tag = (self.request.properties or {}).get("delivery_tag")
-    return get_runner().generate(GenerateJob.from_dict(job), self.request.hostname, delivery_tag)
+    return get_runner().turn(GenerateJob.from_dict(job), self.request.hostname, delivery_tag)
 
 
 @app.task(name=SWITCH_TASK, bind=True)
 def switch_mode(self, job: dict[str, Any]) -> str:
     delivery_tag = (self.request.properties or {}).get("delivery_tag")
-    return get_runner().switch(SwitchJob.from_dict(job), self.request.hostname, delivery_tag)
+    return get_runner().turn(SwitchJob.from_dict(job), self.request.hostname, delivery_tag)
 
 
 @app.task(name=CUSTOM_TASK, bind=True)

@@ -6,6 +6,7 @@ import io
 import logging
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import redis
@@ -19,7 +20,8 @@ from storage import ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease
 from tasks.superres_handoff import hand_off
-from workers import Backend
+from tasks.turns import ModeJob, Turns
+from workers import Backend, Generated
 from workers.custom_handlers import HANDLERS, HandlerContext
 from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
@@ -37,8 +39,10 @@ class JobRunner:
         store: ObjectStore,
         backend: Backend,
         lease_ttl: float,
+        turns: Turns,
     ) -> None:
         self.redis = client
+        self.turns = turns
         self.records = records
         self.store = store
         self.backend = backend
@@ -47,28 +51,60 @@ class JobRunner:
         self.switches = 0  # how often a job found another mode loaded: the router's cost
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
 
-    def generate(self, job: GenerateJob, worker: str, delivery_tag: str | None) -> str:
-        def work(lease: Lease) -> dict[str, Any] | None:
-            began = time.perf_counter()
-            result = self._generate(job, lease)
-            if not job.superres:
-                return result
-            result["run_seconds"] = round(time.perf_counter() - began, 4)
-            hand_off(job, lease, result)  # the SR worker completes the job
-            return None
-
+    def turn(self, job: ModeJob, worker: str, delivery_tag: str | None) -> str:
+        """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
+        (and compatible ones with it), ``job`` itself when it is first (tasks/turns.py)."""
         waiting = waiting_key(job.mode.backend, job.mode.name)
-        return self._run(job.job_id, f"mode {job.mode.name!r}", worker, delivery_tag, work, waiting)
+        for lead in self.turns.leads(job, waiting):
+            lease = Lease(self.redis, lead.job_id, self.lease_ttl, delivery_tag)
+            if lead is job:
+                if not self._acquire(job.job_id, worker, lease, waiting):
+                    return "dropped"
+            elif self.records.claim(lead.job_id, lease.token, worker, self.lease_ttl, waiting) != CLAIMED:
+                continue  # another worker took it first
+            else:
+                log.info("job %s: this delivery runs job %s, first in its mode", job.job_id, lead.job_id)
+            if isinstance(lead, SwitchJob):
+                return self._run(
+                    lead.job_id, f"switch to mode {lead.mode.name!r}", worker, lease, self._loader(lead, worker)
+                )
+            return self._generation(lead, lease, worker, waiting)
+        return "dropped"
 
-    def switch(self, job: SwitchJob, worker: str, delivery_tag: str | None) -> str:
+    def _loader(self, job: SwitchJob, worker: str) -> Callable[[Lease], dict[str, Any]]:
         def load(lease: Lease) -> dict[str, Any]:
             seconds = self.backend.prepare(job.mode, job.job_id)
             if self.on_switch_job:
                 self.on_switch_job(job.mode.name)
             return {"mode": job.mode.name, "worker": worker, "load_seconds": round(seconds, 4)}
 
-        waiting = waiting_key(job.mode.backend, job.mode.name)
-        return self._run(job.job_id, f"switch to mode {job.mode.name!r}", worker, delivery_tag, load, waiting)
+        return load
+
+    def _generation(self, lead: GenerateJob, lease: Lease, worker: str, waiting: str) -> str:
+        members = [(lead, lease), *self._claim_companions(lead, worker, waiting)]
+        if len(members) > 1:
+            return self._run_batch(members, worker)
+
+        def work(lease: Lease) -> dict[str, Any] | None:
+            began = time.perf_counter()
+            result = self._generate(lead, lease)
+            if not lead.superres:
+                return result
+            result["run_seconds"] = round(time.perf_counter() - began, 4)
+            hand_off(lead, lease, result)  # the SR worker completes the job
+            return None
+
+        return self._run(lead.job_id, f"mode {lead.mode.name!r}", worker, lease, work)
+
+    def _claim_companions(self, lead: GenerateJob, worker: str, waiting: str) -> list[tuple[GenerateJob, Lease]]:
+        claimed = []
+        for other in self.turns.companions(lead, waiting):
+            if len(claimed) + 1 >= self.turns.batch_max:
+                break
+            lease = Lease(self.redis, other.job_id, self.lease_ttl)
+            if self.records.claim(other.job_id, lease.token, worker, self.lease_ttl, waiting) == CLAIMED:
+                claimed.append((other, lease))
+        return claimed
 
     def custom(self, job: CustomJob, worker: str, delivery_tag: str | None) -> str:
         def call(lease: Lease) -> dict[str, Any]:
@@ -77,28 +113,31 @@ class JobRunner:
             output = HANDLERS[job.handler](job.args, HandlerContext(job.job_id, self.backend))
             return {"handler": job.handler, "worker": worker, "output": output}
 
-        return self._run(job.job_id, f"custom handler {job.handler!r}", worker, delivery_tag, call)
+        lease = Lease(self.redis, job.job_id, self.lease_ttl, delivery_tag)
+        if not self._acquire(job.job_id, worker, lease):
+            return "dropped"
+        return self._run(job.job_id, f"custom handler {job.handler!r}", worker, lease, call)
+
+    def _acquire(self, job_id: str, worker: str, lease: Lease, waiting: str | None = None) -> bool:
+        """Claim the delivered job, waiting while a live holder runs it; False when it needs no run."""
+        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl, waiting))
+        if code != CLAIMED:
+            why = "its record expired" if code == GONE else "it already ended"
+            log.info("job %s: %s; dropping this delivery", job_id, why)
+        return code == CLAIMED
 
     def _run(
         self,
         job_id: str,
         what: str,
         worker: str,
-        delivery_tag: str | None,
+        lease: Lease,
         work: Callable[[Lease], dict[str, Any] | None],
-        waiting: str | None = None,
     ) -> str:
-        """Run ``work`` unless another delivery of the job has run or is running; return what happened.
+        """Run ``work`` under the claimed ``lease`` and end the job; return what happened.
 
         ``work`` returns the job's result, or None when it handed the job on to another stage.
-        ``waiting`` is the mode's waiting set, which the job leaves when claimed.
         """
-        lease = Lease(self.redis, job_id, self.lease_ttl, delivery_tag)
-        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl, waiting))
-        if code != CLAIMED:
-            why = "its record expired" if code == GONE else "it already ended"
-            log.info("job %s: %s; dropping this delivery", job_id, why)
-            return "dropped"
         with lease:
             log.info("job %s: running %s on %s", job_id, what, worker)
             self.current_job = job_id
@@ -126,9 +165,66 @@ class JobRunner:
             log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
             return "superseded"
 
+    def _run_batch(self, members: list[tuple[GenerateJob, Lease]], worker: str) -> str:
+        """Compatible txt2img jobs in one pipeline call, each ending on its own lease.
+
+        A cancel of one member stops reporting its progress and ends it ``canceled``
+        after the call; the other members are not disturbed.
+        """
+        lead = members[0][0]
+        what = f"mode {lead.mode.name!r}"
+        with ExitStack() as stack:
+            for _, lease in members:
+                stack.enter_context(lease)
+            names = ", ".join(job.job_id for job, _ in members)
+            log.info("job %s: running %s as a batch of %d (%s) on %s", lead.job_id, what, len(members), names, worker)
+            stopped: dict[str, JobCanceled] = {}
+            for job, _ in members:
+                try:
+                    check_canceled(self.records, job.job_id)
+                except JobCanceled as exc:
+                    stopped[job.job_id] = exc
+            reporters = {job.job_id: step_reporter(self.records, job.job_id, lease.token) for job, lease in members}
+
+            def on_step(done: int, total: int) -> None:
+                for job_id, report in reporters.items():
+                    if job_id not in stopped:
+                        try:
+                            report(done, total)
+                        except JobCanceled as exc:
+                            stopped[job_id] = exc
+
+            self.current_job = lead.job_id
+            loaded = self.backend.loaded_mode
+            began = time.perf_counter()
+            try:
+                images = self.backend.generate_batch([job for job, _ in members], on_step)
+            except Exception as exc:
+                log.exception("job %s: batch of %s failed", lead.job_id, what)
+                for job, lease in members:
+                    self.records.fail(job.job_id, lease.token, failure_message(what, exc))
+                return "failed"
+            finally:
+                self.current_job = None
+                if self.backend.loaded_mode != loaded:
+                    self.switches += 1
+            seconds = round(time.perf_counter() - began, 4)
+            for (job, lease), generated in zip(members, images, strict=True):
+                if job.job_id in stopped:
+                    end_canceled(self.records, job.job_id, lease.token, stopped[job.job_id])
+                    continue
+                result = {**self._store(job, generated), "run_seconds": seconds, "batch": len(members)}
+                if not self.records.succeed(job.job_id, lease.token, result):
+                    log.warning("job %s: finished but lost its lease; another worker owns the result", job.job_id)
+            log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
+            return "succeeded"
+
     def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
         on_step = step_reporter(self.records, job.job_id, lease.token)
-        generated = self.backend.generate(job, on_step=on_step, **self._inputs(job))
+        return self._store(job, self.backend.generate(job, on_step=on_step, **self._inputs(job)))
+
+    def _store(self, job: GenerateJob, generated: Generated) -> dict[str, Any]:
+        """Write the job's PNG to the store; the result fields of its record."""
         key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id)
         self.store.put(key, encode_png(generated.image, a1111_parameters(job, generated.sampler)), "image/png")
         return {

@@ -13,7 +13,7 @@ import yaml
 
 from config import Settings
 from jobs.keys import generation_queue, waiting_key
-from jobs.records import CLAIMED, JobRecords
+from jobs.records import CLAIMED, JobRecords, Turn
 from modes.registry import ModesRegistry
 from tasks.router import Router
 
@@ -43,7 +43,8 @@ def router(client, registry, name: str, lease_ms: int = 15_000, **settings: floa
 def enqueue(client, mode: str) -> str:
     job_id = str(uuid.uuid4())
     records = JobRecords(client, ttl=600)
-    records.create(job_id, "generate", mode, {}, [generation_queue("torch", mode)], 100, waiting_key("torch", mode))
+    turn = Turn(waiting_key("torch", mode), 0.0, {})
+    records.create(job_id, "generate", mode, {}, [generation_queue("torch", mode)], 100, turn)
     return job_id
 
 

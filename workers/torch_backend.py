@@ -147,6 +147,32 @@ class TorchBackend:
             )
         return Generated(image=output.images[0], sampler=sampler_name(job.mode.scheduler, self._base_scheduler))
 
+    def generate_batch(self, jobs: list[GenerateJob], on_step: StepCallback) -> list[Generated]:
+        """Compatible txt2img jobs (GenerateParams.batch_key) as one pipeline call, each with its own
+        prompt and seed: a generator per image, so each image starts from the same noise as alone."""
+        first = jobs[0]
+        self.prepare(first.mode, first.job_id)
+        self._pipe.scheduler = make_scheduler(first.mode.scheduler, self._base_scheduler)
+        pipe, inputs = self._text_to_image(first)
+        p = first.params
+
+        def step_end(pipeline, step_index, timestep, callback_kwargs):
+            on_step(step_index + 1, pipeline.num_timesteps)
+            return callback_kwargs
+
+        with torch.inference_mode():
+            output = pipe(
+                prompt=[job.params.prompt for job in jobs],
+                negative_prompt=[p.negative_prompt] * len(jobs) if p.negative_prompt else None,
+                num_inference_steps=p.steps,
+                guidance_scale=p.guidance,
+                generator=[torch.Generator(device="cpu").manual_seed(job.params.seed) for job in jobs],
+                callback_on_step_end=step_end,
+                **inputs,
+            )
+        sampler = sampler_name(first.mode.scheduler, self._base_scheduler)
+        return [Generated(image=image, sampler=sampler) for image in output.images]
+
     def _text_to_image(self, job: GenerateJob) -> tuple[Any, dict[str, Any]]:
         if isinstance(self._pipe, IMAGE_ONLY_PIPELINES):
             raise JobError(
