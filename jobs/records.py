@@ -28,6 +28,8 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if ARGV[6] == '1' and status ~= 'queued' and status ~= 'running' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
+local stage = redis.call('HGET', KEYS[1], 'stage')
+if stage and ARGV[8] ~= '' and ARGV[8] ~= stage then return 0 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[5]) then return -2 end
 if ARGV[6] == '1' then redis.call('ZREM', KEYS[3], ARGV[7]) end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
@@ -168,16 +170,20 @@ class JobRecords:
         raw = self._redis.hgetall(job_key(job_id))
         return _decode(raw) if raw else None
 
-    def claim(self, job_id: str, token: str, worker: str, lease_ttl: float, waiting: str | None = None) -> int:
+    def claim(
+        self, job_id: str, token: str, worker: str, lease_ttl: float, waiting: str | None = None, stage: str = ""
+    ) -> int:
         """Take the job's lease as ``token`` and mark it running (leaving ``waiting``), in one atomic step.
 
-        Returns CLAIMED, ENDED (the job already ended), GONE (its record
-        expired) or HELD (another worker holds the lease).
+        A claim for a ``stage`` (``generate``) finds the job ENDED once it moved on to
+        another stage (hand_off sets ``superres``). Returns CLAIMED, ENDED (the job, or
+        its stage, already ended), GONE (its record expired) or HELD (another worker
+        holds the lease).
         """
         return int(
             self._claim(
                 keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id)],
-                args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id],
+                args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage],
             )
         )
 
@@ -216,6 +222,10 @@ class JobRecords:
                 ],
             )
         )
+
+    def move_to_stage(self, job_id: str, stage: str) -> None:
+        """Mark the job as handed on to ``stage``: deliveries of its earlier stage no longer run it."""
+        self._redis.hset(job_key(job_id), "stage", stage)
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self._redis.hexists(job_key(job_id), "cancel_requested"))

@@ -27,6 +27,7 @@ from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
 
 log = logging.getLogger(__name__)
+GENERATE = "generate"  # the stage a generation delivery runs; hand_off moves a job on to "superres"
 
 
 class JobRunner:
@@ -58,9 +59,9 @@ class JobRunner:
         for lead in self.turns.leads(job, waiting):
             lease = Lease(self.redis, lead.job_id, self.lease_ttl, delivery_tag)
             if lead is job:
-                if not self._acquire(job.job_id, worker, lease, waiting):
+                if not self._acquire(job.job_id, worker, lease, waiting, GENERATE):
                     return "dropped"
-            elif self.records.claim(lead.job_id, lease.token, worker, self.lease_ttl, waiting) != CLAIMED:
+            elif self.records.claim(lead.job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE) != CLAIMED:
                 continue  # another worker took it first
             else:
                 log.info("job %s: this delivery runs job %s, first in its mode", job.job_id, lead.job_id)
@@ -91,6 +92,7 @@ class JobRunner:
             if not lead.superres:
                 return result
             result["run_seconds"] = round(time.perf_counter() - began, 4)
+            self.records.move_to_stage(lead.job_id, "superres")
             hand_off(lead, lease, result)  # the SR worker completes the job
             return None
 
@@ -102,7 +104,7 @@ class JobRunner:
             if len(claimed) + 1 >= self.turns.batch_max:
                 break
             lease = Lease(self.redis, other.job_id, self.lease_ttl)
-            if self.records.claim(other.job_id, lease.token, worker, self.lease_ttl, waiting) == CLAIMED:
+            if self.records.claim(other.job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE) == CLAIMED:
                 claimed.append((other, lease))
         return claimed
 
@@ -118,9 +120,9 @@ class JobRunner:
             return "dropped"
         return self._run(job.job_id, f"custom handler {job.handler!r}", worker, lease, call)
 
-    def _acquire(self, job_id: str, worker: str, lease: Lease, waiting: str | None = None) -> bool:
+    def _acquire(self, job_id: str, worker: str, lease: Lease, waiting: str | None = None, stage: str = "") -> bool:
         """Claim the delivered job, waiting while a live holder runs it; False when it needs no run."""
-        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl, waiting))
+        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl, waiting, stage))
         if code != CLAIMED:
             why = "its record expired" if code == GONE else "it already ended"
             log.info("job %s: %s; dropping this delivery", job_id, why)

@@ -75,3 +75,14 @@ def test_wait_outlasts_the_redis_socket_timeout(records):
 def test_wait_gives_up_at_its_timeout(records):
     job_id = new_job(records)
     assert records.wait(job_id, timeout=0.5)["status"] == "queued"
+
+
+def test_a_job_handed_to_its_next_stage_is_not_run_again_by_its_first(redis_server):
+    records = JobRecords(redis_server.client(), ttl=60)
+    job_id = str(uuid.uuid4())
+    records.create(job_id, "generate", "m", {}, ["q"], 10)
+    assert records.claim(job_id, "A", "w", lease_ttl=30, stage="generate") == CLAIMED
+    records.move_to_stage(job_id, "superres")
+    redis_server.client().delete(f"dl:lease:{job_id}")  # the generation worker released its lease
+    assert records.claim(job_id, "B", "w", lease_ttl=30, stage="generate") == ENDED
+    assert records.claim(job_id, "C", "sr", lease_ttl=30) == CLAIMED
