@@ -81,6 +81,9 @@ class Fleet:
     def servers_map(self) -> dict[int, int]:
         return dict(enumerate(self.servers))
 
+    def idle_map(self) -> dict[int, int]:
+        return {m: len(workers) for m, workers in enumerate(self.idle)}
+
     def start(self, w: int, now: float) -> None:
         worker = self.workers[w]
         self.waits.append(now - self.queues[worker.serving].popleft())
@@ -108,11 +111,17 @@ class Fleet:
     def done(self, w: int, now: float) -> None:
         worker = self.workers[w]
         view = WorkerView(worker.serving, dwell=now - worker.since)
-        target = self.policy.choose(view, self.backlogs(now), self.servers_map())
+        target = self.policy.choose(view, self.backlogs(now), self.servers_map(), self._idle_after(worker.serving))
         if target is not None:
             self.move(w, target, now)
         else:
             self.next_job(w, now)
+
+    def _idle_after(self, mode: int) -> dict[int, int]:
+        """Idle servers per mode, counting the worker deciding after its job as idle."""
+        idle = self.idle_map()
+        idle[mode] += 1
+        return idle
 
     def rebalance(self, now: float) -> None:
         """Idle workers act as their routers would: one at a time, each seeing the last move."""
@@ -124,7 +133,7 @@ class Fleet:
                 if not ready:
                     continue
                 view = WorkerView(m, dwell=now - self.workers[ready[0]].since)
-                target = self.policy.choose(view, self.backlogs(now), self.servers_map())
+                target = self.policy.choose(view, self.backlogs(now), self.servers_map(), self.idle_map())
                 if target is not None:
                     self.move(ready[0], target, now)
                     moved = True

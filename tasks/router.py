@@ -33,15 +33,16 @@ local others = 0
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local value = entries[i + 1]
-  local sep = string.find(value, '|', 1, true)
-  if tonumber(string.sub(value, sep + 1)) < now then
+  local first = string.find(value, '|', 1, true)
+  local second = string.find(value, '|', first + 1, true)
+  if tonumber(string.sub(value, first + 1, second - 1)) < now then
     redis.call('HDEL', KEYS[1], entries[i])
-  elseif entries[i] ~= ARGV[1] and string.sub(value, 1, sep - 1) == ARGV[2] then
+  elseif entries[i] ~= ARGV[1] and string.sub(value, 1, first - 1) == ARGV[2] then
     others = others + 1
   end
 end
 if others > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. (now + tonumber(ARGV[4])))
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. (now + tonumber(ARGV[4])) .. '|' .. ARGV[5])
 return 1
 """
 
@@ -56,14 +57,16 @@ class Router:
         settings: Settings,
         cached: Callable[[], set[str]] = set,
         lease_ms: int = LEASE_MS,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
-        """``cached`` tells which modes the worker holds in host RAM; ``lease_ms`` is how long
-        this worker counts as its mode's server after its last tick."""
+        """``cached`` tells which modes the worker holds in host RAM, ``busy`` whether it runs a
+        job now; ``lease_ms`` is how long it counts as its mode's server after its last tick."""
         self._redis = redis_client
         self._registry = registry
         self.serves = serves
         self._name = name
         self._cached = cached
+        self._busy = busy
         self._lease_ms = lease_ms
         self._interval = settings.router_interval
         self._pin_seconds = settings.router_pin
@@ -104,7 +107,7 @@ class Router:
         """Decide once; return the mode moved to, if any."""
         with self._lock:
             modes = self.modes()
-            backlogs, servers = self._snapshot(modes)
+            backlogs, servers, idle = self._snapshot(modes)
             now = time.monotonic()
             me = WorkerView(
                 serving=self.serving if self.serving in modes else None,
@@ -112,12 +115,14 @@ class Router:
                 pinned=now < self._pinned_until,
                 cached=frozenset(self._cached()),
             )
-            target = self._policy.choose(me, backlogs, servers)
+            target = self._policy.choose(me, backlogs, servers, idle)
             if target is None or target == self.serving:
                 self._renew()
                 return None
             others = servers.get(target, 0)
-            if not self._take(keys=[serving_key(self.serves)], args=[self._name, target, others, self._lease_ms]):
+            if not self._take(
+                keys=[serving_key(self.serves)], args=[self._name, target, others, self._lease_ms, self._state()]
+            ):
                 self._renew()
                 return None
             why = ", ".join(f"{m}: {b.waiting} waiting, oldest {b.oldest_wait:.1f}s" for m, b in backlogs.items())
@@ -130,13 +135,18 @@ class Router:
         with self._lock:
             self._pinned_until = time.monotonic() + self._pin_seconds
             if mode != self.serving:
-                self._take(keys=[serving_key(self.serves)], args=[self._name, mode, ANY, self._lease_ms])
+                self._take(keys=[serving_key(self.serves)], args=[self._name, mode, ANY, self._lease_ms, self._state()])
                 log.info("router: %s pinned to %s by a switch job", self._name, mode)
                 self._consume(mode)
 
+    def _state(self) -> str:
+        return "busy" if self._busy() else "idle"
+
     def _renew(self) -> None:
         if self.serving:
-            self._take(keys=[serving_key(self.serves)], args=[self._name, self.serving, ANY, self._lease_ms])
+            self._take(
+                keys=[serving_key(self.serves)], args=[self._name, self.serving, ANY, self._lease_ms, self._state()]
+            )
 
     def _consume(self, mode: str) -> None:
         old, self.serving, self._since = self.serving, mode, time.monotonic()
@@ -146,8 +156,8 @@ class Router:
         if old:
             app.control.cancel_consumer(generation_queue(self.serves, old), destination=[self._name])
 
-    def _snapshot(self, modes: list[str]) -> tuple[dict[str, Backlog], dict[str, int]]:
-        """Each mode's backlog and number of servers.
+    def _snapshot(self, modes: list[str]) -> tuple[dict[str, Backlog], dict[str, int], dict[str, int]]:
+        """Each mode's backlog, its servers, and how many of them are idle.
 
         A job counts as waiting from its submit until a worker claims it (the waiting set)
         and while its message is in the queue: a dead worker's job goes back to the queue,
@@ -163,10 +173,12 @@ class Router:
         *per_mode, serving, (seconds, micros) = pipe.execute()
         now = seconds + micros / 1e6
         servers: dict[str, int] = {}
+        idle: dict[str, int] = {}
         for value in serving.values():
-            mode, _, expires = value.decode().partition("|")
+            mode, expires, state = value.decode().split("|")
             if int(expires) >= now * 1000:
                 servers[mode] = servers.get(mode, 0) + 1
+                idle[mode] = idle.get(mode, 0) + (state == "idle")
         backlogs = {}
         for i, mode in enumerate(modes):
             oldest, count, queued = per_mode[3 * i : 3 * i + 3]
@@ -179,7 +191,7 @@ class Router:
                 oldest_wait=now - oldest[0][1] if oldest else 0.0,
                 unserved_for=self._unserved_for(mode, waiting > 0 and not servers.get(mode)),
             )
-        return backlogs, servers
+        return backlogs, servers, idle
 
     def _unserved_for(self, mode: str, unserved: bool) -> float:
         if not unserved:

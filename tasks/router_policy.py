@@ -5,10 +5,11 @@ simulation (bench/router_sim.py) run the same decisions.  Loading a mode costs
 seconds to tens of seconds, so a worker stays on its mode while that mode has work,
 and moves only:
 
-- when its own queue is empty: to a waiting mode with no server, else to one whose
-  waiting jobs per server outweigh a switch (more than ``switch_cost`` jobs each:
-  the last of them would wait longer than a load takes); among those, to the one
-  under the most pressure (waiting jobs and the age of the oldest, per server);
+- when its own queue is empty: to a waiting mode with no server, else (if its own
+  mode keeps an idle server, or has no other server) to one whose waiting jobs per
+  server outweigh a switch (more than ``switch_cost`` jobs each: the last of them
+  would wait longer than a load takes); among those, to the one under the most
+  pressure (waiting jobs and the age of the oldest, per server);
 - when a mode's waiting work has had no server for ``starvation`` seconds (by the
   oldest job's age, or by how long the router has seen it so), even from a busy
   queue: this bounds every job's wait (no starvation);
@@ -57,11 +58,18 @@ class RouterPolicy:
         """How underserved a mode is: its waiting work per server it would have with one more."""
         return (backlog.waiting + backlog.oldest_wait / self.age_unit) / (servers + 1)
 
-    def choose(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
+    def choose(
+        self,
+        me: WorkerView,
+        backlogs: Mapping[str, Backlog],
+        servers: Mapping[str, int],
+        idle: Mapping[str, int] | None = None,
+    ) -> str | None:
         """The mode ``me`` should serve next, or None to stay where it is.
 
         ``backlogs`` has every mode the worker may serve; ``servers`` counts the live
-        workers serving each mode, ``me`` included.
+        workers serving each mode, ``me`` included, and ``idle`` those of them without a
+        job (unknown: every server counts as idle).
         """
         if me.serving not in backlogs:
             return self._first(me, backlogs, servers)
@@ -72,15 +80,22 @@ class RouterPolicy:
             return max(starving, key=lambda m: (backlogs[m].oldest_wait, m))
         if backlogs[me.serving].waiting:
             return None
-        return self._most_underserved(me, backlogs, servers)
+        # Leaving a mode that keeps an idle server, or that has no other server (its next
+        # job then pulls a worker as any unserved work does), does not starve it.
+        idle_here = (servers if idle is None else idle).get(me.serving, 0)
+        spare = idle_here > 1 or servers.get(me.serving, 0) <= 1
+        return self._most_underserved(me, backlogs, servers, spare)
 
     def _most_underserved(
-        self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]
+        self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int], spare: bool = True
     ) -> str | None:
+        """``spare``: my mode can do without me, so I may join a mode that has servers too."""
         candidates = [
             m
             for m, b in backlogs.items()
-            if m != me.serving and b.waiting and b.waiting > self.switch_cost * servers.get(m, 0)
+            if m != me.serving
+            and b.waiting
+            and (not servers.get(m) or (spare and b.waiting > self.switch_cost * servers[m]))
         ]
         if not candidates:
             return None

@@ -60,7 +60,9 @@ def main(argv: list[str]) -> None:
     registry = ModesRegistry(runner.redis, settings.modes_file)
     registry.reload()
     name = f"{runner.backend.name}-{os.getpid()}@{socket.gethostname()}"
-    router = Router(runner.redis, registry, runner.backend.serves, name, settings)
+    router = Router(
+        runner.redis, registry, runner.backend.serves, name, settings, busy=lambda: runner.current_job is not None
+    )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
     heartbeats: list[Heartbeat] = []

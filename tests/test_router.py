@@ -35,9 +35,9 @@ def registry(client, tmp_path):
     return registry
 
 
-def router(client, registry, name: str, lease_ms: int = 15_000, **settings: float) -> Router:
+def router(client, registry, name: str, lease_ms: int = 15_000, busy: bool = False, **settings: float) -> Router:
     base = dataclasses.replace(Settings.from_env(), router_min_dwell=0.0, **settings)
-    return Router(client, registry, "torch", name, base, lease_ms=lease_ms)
+    return Router(client, registry, "torch", name, base, lease_ms=lease_ms, busy=lambda: busy)
 
 
 def enqueue(client, mode: str) -> str:
@@ -72,10 +72,10 @@ def test_a_claimed_job_leaves_the_backlog(client, registry):
     job_id = enqueue(client, "b")
     records = JobRecords(client, ttl=600)
     worker = router(client, registry, "w1")
-    backlogs, _ = worker._snapshot(worker.modes())
+    backlogs, _, _ = worker._snapshot(worker.modes())
     assert backlogs["b"].waiting == 1 and backlogs["b"].oldest_wait >= 0
     assert records.claim(job_id, "token", "w1", 30, waiting_key("torch", "b")) == CLAIMED
-    backlogs, _ = worker._snapshot(worker.modes())
+    backlogs, _, _ = worker._snapshot(worker.modes())
     assert backlogs["b"].waiting == 0
 
 
@@ -94,10 +94,10 @@ def test_a_dead_worker_stops_counting_as_a_server(client, registry):
     dead.tick()
     assert dead.serving == "a"
     alive = router(client, registry, "alive")
-    _, servers = alive._snapshot(alive.modes())
-    assert servers == {"a": 1}
+    _, servers, idle = alive._snapshot(alive.modes())
+    assert servers == {"a": 1} and idle == {"a": 1}
     time.sleep(0.4)
-    _, servers = alive._snapshot(alive.modes())
+    _, servers, _ = alive._snapshot(alive.modes())
     assert servers == {}
 
 
@@ -105,7 +105,7 @@ def test_an_expired_record_leaves_the_backlog(client, registry):
     job_id = enqueue(client, "b")
     client.delete(f"dl:job:{job_id}")
     worker = router(client, registry, "w1")
-    backlogs, _ = worker._snapshot(worker.modes())
+    backlogs, _, _ = worker._snapshot(worker.modes())
     assert backlogs["b"].waiting == 0
     assert client.zcard(waiting_key("torch", "b")) == 0
 
@@ -125,8 +125,8 @@ def test_two_workers_that_decided_at_once_do_not_both_take_a_mode(client, regist
     first.tick(), second.tick()
     key = ["dl:serving:torch"]
     # Both saw mode c without a server (0 others) and chose it; only the first to act gets it.
-    assert first._take(keys=key, args=["w1", "c", 0, 15_000]) == 1
-    assert second._take(keys=key, args=["w2", "c", 0, 15_000]) == 0
+    assert first._take(keys=key, args=["w1", "c", 0, 15_000, "idle"]) == 1
+    assert second._take(keys=key, args=["w2", "c", 0, 15_000, "idle"]) == 0
 
 
 def test_a_canceled_job_leaves_the_backlog(client, registry):
@@ -141,5 +141,13 @@ def test_a_job_canceled_without_its_waiting_set_is_pruned_by_the_router(client, 
     canceled = enqueue(client, "b")
     records.cancel(canceled)
     worker = router(client, registry, "w1")
-    backlogs, _ = worker._snapshot(worker.modes())
+    backlogs, _, _ = worker._snapshot(worker.modes())
     assert backlogs["b"].waiting == 0
+
+
+def test_busy_servers_are_not_idle(client, registry):
+    busy, idle = router(client, registry, "busy", busy=True), router(client, registry, "idle")
+    busy.tick()
+    idle.pin("a")
+    _, servers, idle_servers = idle._snapshot(idle.modes())
+    assert servers == {"a": 2} and idle_servers == {"a": 1}

@@ -85,3 +85,11 @@ def test_ties_prefer_a_mode_the_worker_holds_in_host_ram():
 
 def test_no_modes_no_choice():
     assert POLICY.choose(WorkerView(None), {}, {}) is None
+
+
+def test_an_idle_worker_joins_a_served_mode_only_if_its_own_keeps_an_idle_server():
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": EMPTY, "b": Backlog(5)}
+    assert POLICY.choose(me, backlogs, {"a": 2, "b": 1}, idle={"a": 1, "b": 0}) is None, "a would keep no idle server"
+    assert POLICY.choose(me, backlogs, {"a": 2, "b": 1}, idle={"a": 2, "b": 0}) == "b"
+    assert POLICY.choose(me, {"a": EMPTY, "c": Backlog(1)}, {"a": 1}, idle={"a": 1}) == "c", "unserved: always"
