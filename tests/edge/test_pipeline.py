@@ -12,7 +12,7 @@ from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from workers.edge.backends import OnnxBackend, RknnBackend
 from workers.edge.model_folder import ModelFolderError, open_edge_model
 from workers.edge.pipeline import SizeError
-from workers.edge.rknn_contexts import RknnError
+from workers.edge.rknn_graph import RknnError
 from workers.errors import JobError
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from workers.edge.model_folder import open_edge_model
-from workers.edge.rknn_contexts import RknnContexts, RknnError
+from workers.edge.rknn_contexts import RknnContexts
+from workers.edge.rknn_graph import RknnError
 from workers.edge.rknnlite_standin import RKNNLite
 
 
