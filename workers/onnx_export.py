@@ -1,16 +1,19 @@
-"""Export a diffusers SD1.5 / LCM folder to the edge ONNX folder the ``onnx`` backend runs.
+"""Export an SD1.5 / LCM model (a diffusers folder or a single-file checkpoint) to the edge ONNX folder.
 
 Command line::
 
-    python -m workers.onnx_export --model DIFFUSERS_DIR --out ONNX_DIR
+    python -m workers.onnx_export --model DIFFUSERS_DIR_OR_CHECKPOINT.safetensors --out ONNX_DIR
 
 It writes ``text_encoder/``, ``unet/`` and ``vae_decoder/`` with a
 ``model.onnx`` each (the UNet's weights in ``model.onnx.data`` when they pass
 protobuf's 2 GB limit), the model's ``tokenizer/`` and ``scheduler/`` and an
 ``edge.json`` manifest (workers/edge/model_folder.py).  It uses torch's legacy
 exporter (opset 17, dynamic batch, height and width): the dynamo exporter fails
-on the UNet's dynamic shapes.  One component is in memory at a time; the
-full-size UNet peaks at about twice its fp32 size (3.4 GB) while exporting.
+on the UNet's dynamic shapes.  From a folder one component is in memory at a
+time; the full-size UNet peaks at about twice its fp32 size (3.4 GB) while
+exporting.  A single file is loaded whole, offline, by workers/loader.py (the
+family's shipped config or the file's config sidecar), then exported component
+by component, each freed once written.
 """
 
 from __future__ import annotations
@@ -39,30 +42,27 @@ DATA_FILE = "model.onnx.data"
 TRACE_LATENT = (9, 10)
 
 
-def export(model_dir: Path, out: Path) -> Path:
-    """Export ``model_dir`` (a diffusers SD1.5 folder) into ``out``, replacing what is there."""
+def export(model: Path, out: Path) -> Path:
+    """Export ``model`` (a diffusers SD1.5 folder or .safetensors checkpoint) into ``out``, replacing what is there."""
     import torch
 
-    model_dir, out = Path(model_dir), Path(out)
-    if not (model_dir / "model_index.json").exists():
-        raise SystemExit(f"{model_dir} is not a diffusers folder (no model_index.json)")
+    model, out = Path(model), Path(out)
+    source = _FolderSource(model) if model.is_dir() else _SingleFileSource(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         graphs: dict[str, Any] = {}
         with torch.no_grad():
-            graphs["text_encoder"] = _export_text_encoder(model_dir, staging / "text_encoder")
+            graphs["text_encoder"] = _export_text_encoder(source.take("text_encoder"), staging / "text_encoder")
             _consolidate(staging / "text_encoder")
-            graphs["unet"] = _export_unet(model_dir, staging / "unet")
+            graphs["unet"] = _export_unet(source.take("unet"), staging / "unet", model)
             _consolidate(staging / "unet")
-            graphs["vae_decoder"], scaling = _export_vae_decoder(model_dir, staging / "vae_decoder")
+            graphs["vae_decoder"], scaling = _export_vae_decoder(source.take("vae"), staging / "vae_decoder")
             _consolidate(staging / "vae_decoder")
-        shutil.copytree(model_dir / "tokenizer", staging / "tokenizer")
-        (staging / "scheduler").mkdir()
-        shutil.copy2(model_dir / "scheduler" / "scheduler_config.json", staging / "scheduler")
+        source.write_tokenizer_and_scheduler(staging)
         write_manifest(
             staging,
-            {"runtime": "onnx", "source": str(model_dir.resolve()), "vae_scaling_factor": scaling, "graphs": graphs},
+            {"runtime": "onnx", "source": str(model.resolve()), "vae_scaling_factor": scaling, "graphs": graphs},
         )
         if out.exists():
             shutil.rmtree(out)
@@ -73,11 +73,61 @@ def export(model_dir: Path, out: Path) -> Path:
     return out
 
 
-def _export_text_encoder(model_dir: Path, folder: Path) -> dict[str, Any]:
-    import torch
-    from transformers import CLIPTextModel
+class _FolderSource:
+    """A diffusers folder: each component loaded when it is taken."""
 
-    encoder = CLIPTextModel.from_pretrained(model_dir / "text_encoder", local_files_only=True).eval()
+    def __init__(self, model_dir: Path) -> None:
+        if not (model_dir / "model_index.json").exists():
+            raise SystemExit(
+                f"{model_dir} is not a diffusers folder (no model_index.json) nor a single-file .safetensors checkpoint"
+            )
+        self.root = model_dir
+
+    def take(self, name: str) -> Any:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        model_class = {"text_encoder": CLIPTextModel, "unet": UNet2DConditionModel, "vae": AutoencoderKL}[name]
+        return model_class.from_pretrained(self.root / name, local_files_only=True).eval()
+
+    def write_tokenizer_and_scheduler(self, staging: Path) -> None:
+        shutil.copytree(self.root / "tokenizer", staging / "tokenizer")
+        (staging / "scheduler").mkdir()
+        shutil.copy2(self.root / "scheduler" / "scheduler_config.json", staging / "scheduler")
+
+
+class _SingleFileSource:
+    """A single-file SD1.5 checkpoint, loaded once; each component is dropped when it is taken."""
+
+    def __init__(self, path: Path) -> None:
+        import torch
+
+        from workers.families import UnsupportedCheckpoint, detect_family
+        from workers.loader import ModelLoadError, load_single_file
+
+        if path.suffix != ".safetensors" or not path.is_file():
+            raise SystemExit(f"{path} is neither a diffusers folder nor a single-file .safetensors checkpoint")
+        try:
+            family = detect_family(path).name
+            if family != "sd15":
+                raise SystemExit(f"{path} is an {family} checkpoint; the edge backends run SD1.5 / LCM only")
+            pipe = load_single_file(path, torch.float32)
+        except (UnsupportedCheckpoint, ModelLoadError) as exc:
+            raise SystemExit(str(exc)) from None
+        self._components = {name: getattr(pipe, name).eval() for name in ("text_encoder", "unet", "vae")}
+        self._tokenizer, self._scheduler = pipe.tokenizer, pipe.scheduler
+
+    def take(self, name: str) -> Any:
+        return self._components.pop(name)
+
+    def write_tokenizer_and_scheduler(self, staging: Path) -> None:
+        self._tokenizer.save_pretrained(staging / "tokenizer")
+        self._scheduler.save_config(staging / "scheduler")
+
+
+def _export_text_encoder(encoder: Any, folder: Path) -> dict[str, Any]:
+    import torch
+
     length = encoder.config.max_position_embeddings
 
     class TextEncoder(torch.nn.Module):
@@ -94,17 +144,15 @@ def _export_text_encoder(model_dir: Path, folder: Path) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": ["last_hidden_state"]}
 
 
-def _export_unet(model_dir: Path, folder: Path) -> dict[str, Any]:
+def _export_unet(unet: Any, folder: Path, model: Path) -> dict[str, Any]:
     import torch
-    from diffusers import UNet2DConditionModel
 
-    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet", local_files_only=True).eval()
     config = unet.config
     width = config.cross_attention_dim
     cond_dim = config.time_cond_proj_dim
     channels = config.in_channels
     if channels != LATENT_CHANNELS:
-        raise SystemExit(f"{model_dir}: the UNet takes {channels} channels; only text-to-image SD1.5 (4) exports")
+        raise SystemExit(f"{model}: the UNet takes {channels} channels; only text-to-image SD1.5 (4) exports")
 
     class Unet(torch.nn.Module):
         def __init__(self) -> None:
@@ -138,11 +186,9 @@ def _export_unet(model_dir: Path, folder: Path) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": list(outputs)}
 
 
-def _export_vae_decoder(model_dir: Path, folder: Path) -> tuple[dict[str, Any], float]:
+def _export_vae_decoder(vae: Any, folder: Path) -> tuple[dict[str, Any], float]:
     import torch
-    from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL.from_pretrained(model_dir / "vae", local_files_only=True).eval()
     channels = vae.config.latent_channels
 
     class VaeDecoder(torch.nn.Module):
@@ -233,7 +279,9 @@ def _consolidate(folder: Path) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="a diffusers SD1.5 / LCM folder")
+    parser.add_argument(
+        "--model", type=Path, required=True, help="a diffusers SD1.5 / LCM folder or single-file .safetensors"
+    )
     parser.add_argument("--out", type=Path, required=True, help="the ONNX folder to write")
     args = parser.parse_args()
     out = export(args.model, args.out)

@@ -97,3 +97,57 @@ def test_the_command_refuses_a_folder_that_is_not_diffusers(tmp_path):
     assert result.returncode != 0
     assert "is not a diffusers folder (no model_index.json)" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_command_exports_a_single_file_checkpoint_like_its_folder(family_models, tiny_onnx, tmp_path):
+    """tiny-sd15.safetensors holds the weights of the tiny-sd15 folder: the exports must agree."""
+    from transformers import CLIPTokenizer
+
+    checkpoint = family_models[("sd15", "single")]
+    out = tmp_path / "tiny-sd15-file-onnx"
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.onnx_export", "--model", str(checkpoint), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"out": str(out)}
+    manifest, reference = (json.loads((folder / "edge.json").read_text()) for folder in (out, tiny_onnx))
+    assert manifest["source"] == str(checkpoint.resolve())
+    assert (manifest["graphs"], manifest["vae_scaling_factor"]) == (
+        reference["graphs"],
+        reference["vae_scaling_factor"],
+    )
+    model = open_edge_model(out, "onnx")
+    prompt = "a lighthouse at dusk"
+    ids = [CLIPTokenizer.from_pretrained(f / "tokenizer")(prompt).input_ids for f in (out, tiny_onnx)]
+    assert ids[0] == ids[1]
+    scheduler = json.loads(model.scheduler_config.read_text())
+    assert scheduler["beta_schedule"] == "scaled_linear" and scheduler["num_train_timesteps"] == 1000
+    rng = np.random.default_rng(1)
+    text = rng.standard_normal((1, 77, 768)).astype(np.float32)
+    sample = rng.standard_normal((1, 4, 8, 12)).astype(np.float32)
+    feeds = {
+        "text_encoder": {"input_ids": rng.integers(0, 200, size=(1, 77)).astype(np.int32)},
+        "unet": {"sample": sample, "timestep": np.array([499]), "encoder_hidden_states": text},
+        "vae_decoder": {"latent_sample": sample},
+    }
+    for name, inputs in feeds.items():
+        got, expected = (session(folder, name).run(None, inputs)[0] for folder in (out, tiny_onnx))
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_the_command_refuses_a_checkpoint_of_another_family(family_models, tmp_path):
+    checkpoint = family_models[("sdxl", "single")]
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.onnx_export", "--model", str(checkpoint), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "is an sdxl checkpoint; the edge backends run SD1.5 / LCM only" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -12,8 +12,8 @@ from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from workers.edge.backends import OnnxBackend, RknnBackend
 from workers.edge.model_folder import ModelFolderError, open_edge_model
 from workers.edge.pipeline import SizeError
-from workers.edge.rknn_contexts import RknnError
-from workers.errors import JobError
+from workers.edge.rknn_graph import RknnError
+from workers.errors import CapacityError, JobError
 
 
 def params(**overrides) -> GenerateParams:
@@ -150,3 +150,25 @@ def test_a_mode_with_another_scheduler_is_refused(tiny_lcm_onnx):
     bad = GenerateJob("job-2", ResolvedMode("m", str(tiny_lcm_onnx), "euler", "onnx"), params())
     with pytest.raises(JobError, match="set `scheduler: lcm`"):
         OnnxBackend().generate(bad, lambda *_: None)
+
+
+def test_a_switch_on_the_rknn_backend_loads_every_context(tiny_lcm_rknn):
+    backend = RknnBackend(num_workers=3, use_context_cfgs=True)
+    backend.prepare(ResolvedMode("npu", str(tiny_lcm_rknn), "lcm", "rknn"), "switch-job")
+    loaded = backend.memory_report()["models"]
+    assert [(m["context"], m["core_mask"], m["mode"]) for m in loaded] == [(0, 1, "npu"), (1, 2, "npu"), (2, 4, "npu")]
+    backend.close()
+
+
+def test_edge_backends_refuse_a_model_that_does_not_fit_and_keep_the_old_one(tiny_lcm_rknn, tiny_lcm_onnx, monkeypatch):
+    graphs = open_edge_model(tiny_lcm_rknn, "rknn").graph_bytes()
+    monkeypatch.setenv("MEMORY_LIMIT_MB", str(graphs * 2 // 2**20 + 1))  # room for two copies, not three
+    rknn = RknnBackend(num_workers=3, use_context_cfgs=True)
+    rknn.generate(job(tiny_lcm_rknn, "rknn", params()), lambda *_: None)  # one context: fits
+    with pytest.raises(CapacityError, match=r"mode 'rknn-mode' needs \d+ MiB for 2 copies of its graphs"):
+        rknn.prepare(ResolvedMode("rknn-mode", str(tiny_lcm_rknn), "lcm", "rknn"), "switch-job")
+    assert [m["context"] for m in rknn.memory_report()["models"]] == [0], "the loaded context keeps serving"
+    rknn.close()
+    monkeypatch.setenv("MEMORY_LIMIT_MB", "0")
+    with pytest.raises(CapacityError, match="MEMORY_LIMIT_MB"):
+        OnnxBackend().prepare(ResolvedMode("cpu", str(tiny_lcm_onnx), "lcm", "onnx"), "job")

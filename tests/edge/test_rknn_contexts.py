@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from workers.edge.model_folder import open_edge_model
-from workers.edge.rknn_contexts import RknnContexts, RknnError
+from workers.edge.rknn_contexts import RknnContexts
+from workers.edge.rknn_graph import RknnError
 from workers.edge.rknnlite_standin import RKNNLite
 
 
@@ -33,6 +34,12 @@ def in_threads(count: int, target) -> list:
     return results
 
 
+def loaded(contexts: RknnContexts, model):
+    """The calling thread's pipeline on ``model``, as a job gets it."""
+    with contexts.session(model) as pipeline:
+        return pipeline
+
+
 @pytest.fixture
 def model(tiny_lcm_rknn):
     return open_edge_model(tiny_lcm_rknn, "rknn")
@@ -40,7 +47,7 @@ def model(tiny_lcm_rknn):
 
 def test_each_thread_gets_its_own_context_on_the_next_core(model):
     contexts = RknnContexts(num_workers=3, use_context_cfgs=True)
-    pipelines = in_threads(3, lambda: contexts.pipeline(model))
+    pipelines = in_threads(3, lambda: loaded(contexts, model))
     assert len({id(p) for p in pipelines}) == 3
     bound = contexts.contexts()
     assert sorted(c.core_mask for c in bound) == [RKNNLite.NPU_CORE_0, RKNNLite.NPU_CORE_1, RKNNLite.NPU_CORE_2]
@@ -54,8 +61,8 @@ def test_each_thread_gets_its_own_context_on_the_next_core(model):
 
 def test_a_thread_keeps_its_context(model):
     contexts = RknnContexts(num_workers=2, use_context_cfgs=True)
-    first = contexts.pipeline(model)
-    assert contexts.pipeline(model) is first
+    first = loaded(contexts, model)
+    assert loaded(contexts, model) is first
     assert len(contexts.contexts()) == 1
     contexts.close()
 
@@ -64,14 +71,14 @@ def test_masks_repeat_past_three_and_auto_without_context_cfgs(model):
     contexts = RknnContexts(num_workers=4, use_context_cfgs=True)
     assert [contexts.core_mask(i) for i in range(4)] == [1, 2, 4, 1]
     auto = RknnContexts(num_workers=2, use_context_cfgs=False)
-    in_threads(2, lambda: auto.pipeline(model))
+    in_threads(2, lambda: loaded(auto, model))
     assert [c.core_mask for c in auto.contexts()] == [RKNNLite.NPU_CORE_AUTO] * 2
     auto.close()
 
 
 def test_more_threads_than_num_workers_is_an_error_not_a_shared_context(model):
     contexts = RknnContexts(num_workers=2, use_context_cfgs=True)
-    results = in_threads(3, lambda: contexts.pipeline(model))
+    results = in_threads(3, lambda: loaded(contexts, model))
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1 and isinstance(errors[0], RknnError)
     assert "NUM_WORKERS=2" in str(errors[0])
@@ -83,9 +90,9 @@ def test_load_failure_names_graph_and_code_and_the_context_recovers(tmp_path, ti
     (broken / "unet" / "model.rknn").write_bytes(b"RKNN\x00truncated")
     contexts = RknnContexts(num_workers=1, use_context_cfgs=True)
     with pytest.raises(RknnError, match=r"RKNN graph 'unet' .*load_rknn returned -1"):
-        contexts.pipeline(open_edge_model(broken, "rknn"))
+        loaded(contexts, open_edge_model(broken, "rknn"))
     assert contexts.contexts()[0].graphs == {}, "the text encoder loaded before the failure was released"
-    assert contexts.pipeline(open_edge_model(tiny_lcm_rknn, "rknn")) is not None
+    assert loaded(contexts, open_edge_model(tiny_lcm_rknn, "rknn")) is not None
     contexts.close()
 
 
@@ -95,13 +102,50 @@ def test_init_failure_names_graph_mask_and_code(tmp_path, tiny_lcm_rknn):
     (broken / "vae_decoder" / "model.onnx").write_bytes(b"garbage")
     contexts = RknnContexts(num_workers=1, use_context_cfgs=True)
     with pytest.raises(RknnError, match=r"RKNN graph 'vae_decoder' .*init_runtime\(core_mask=1\) returned -1"):
-        contexts.pipeline(open_edge_model(broken, "rknn"))
+        loaded(contexts, open_edge_model(broken, "rknn"))
 
 
 def test_inference_none_names_the_graph(model):
     contexts = RknnContexts(num_workers=1, use_context_cfgs=True)
-    graph = contexts.pipeline(model).graphs["text_encoder"]
+    graph = loaded(contexts, model).graphs["text_encoder"]
     with pytest.raises(RknnError, match=r"RKNN graph 'text_encoder' .*inference returned None"):
         graph.run({"input_ids": np.zeros((1, 76), dtype=np.int32)})
     assert graph.run({"input_ids": np.zeros((1, 77), dtype=np.int32)})[0].shape == (1, 77, 768)
+    contexts.close()
+
+
+def test_load_all_puts_the_model_in_every_context_on_its_core(model):
+    contexts = RknnContexts(num_workers=3, use_context_cfgs=True)
+    contexts.load_all(model)
+    bound = contexts.contexts()
+    assert [c.core_mask for c in bound] == [RKNNLite.NPU_CORE_0, RKNNLite.NPU_CORE_1, RKNNLite.NPU_CORE_2]
+    assert all(c.model_root == model.root and c.model_bytes == model.graph_bytes() > 0 for c in bound)
+    before = {id(c.pipeline) for c in bound}
+    pipelines = in_threads(3, lambda: loaded(contexts, model))
+    assert {id(p) for p in pipelines} == before, "the job threads found the model loaded"
+    contexts.close()
+
+
+def test_load_all_waits_for_the_running_job_then_replaces_its_model(model, tiny_lcm_rknn, tmp_path):
+    other = open_edge_model(shutil.copytree(tiny_lcm_rknn, tmp_path / "other"), "rknn")
+    contexts = RknnContexts(num_workers=2, use_context_cfgs=True)
+    in_job, job_may_end = threading.Event(), threading.Event()
+
+    def job() -> None:
+        with contexts.session(model) as pipeline:
+            in_job.set()
+            job_may_end.wait()
+            assert pipeline.model.root == model.root
+
+    runner = threading.Thread(target=job)
+    runner.start()
+    in_job.wait()
+    switch = threading.Thread(target=contexts.load_all, args=(other,))
+    switch.start()
+    switch.join(0.5)
+    assert switch.is_alive() and contexts.contexts()[0].model_root == model.root
+    job_may_end.set()
+    runner.join()
+    switch.join()
+    assert [c.model_root for c in contexts.contexts()] == [other.root, other.root]
     contexts.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from workers.edge.model_folder import EdgeModel, open_edge_model
 from workers.edge.pipeline import LcmPipeline
 from workers.edge.rknn_contexts import RknnContexts
 from workers.edge.rknnlite import STANDIN
-from workers.errors import JobError
-from workers.memory import host_memory, memory_limit, process_rss
+from workers.errors import CapacityError, JobError
+from workers.memory import MIB, host_memory, memory_limit, process_rss
 from workers.schedulers import SAMPLER_NAMES
 
 log = logging.getLogger(__name__)
@@ -36,14 +37,21 @@ def _check_mode(mode: ResolvedMode) -> None:
         )
 
 
-def _graph_bytes(model: EdgeModel) -> int:
-    """Bytes of the graph files (with external weights) the backend runs."""
-    return sum(
-        file.stat().st_size
-        for path in model.graph_paths.values()
-        for file in path.parent.iterdir()
-        if file.name.startswith(path.name) or file.name.startswith(f"{path.stem}.onnx")
-    )
+def check_capacity(mode_name: str, model: EdgeModel, copies: int, held: int) -> None:
+    """Raise CapacityError unless ``copies`` loads of ``model``'s graphs fit in host MemAvailable and,
+    when set, in MEMORY_LIMIT_MB beside the ``held`` bytes of models that stay loaded."""
+    needed = model.graph_bytes() * copies
+    free = host_memory()[1]
+    limit = memory_limit()
+    if limit is not None:
+        free = min(free, limit - held)
+    if needed > free:
+        what = f"{copies} copies of its graphs (one per RKNN context)" if copies > 1 else "its graphs"
+        raise CapacityError(
+            f"mode {mode_name!r} needs {needed / MIB:.0f} MiB for {what} but this worker has "
+            f"{max(free, 0) / MIB:.0f} MiB free; free memory, run the mode on a bigger worker, "
+            "or raise MEMORY_LIMIT_MB if it caps this worker"
+        )
 
 
 def _memory_report(device: str, loaded: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,10 +91,11 @@ class OnnxBackend:
         began = time.perf_counter()
         if self._model_path != mode.model_path:
             log.info("job %s: loading ONNX graphs of %s for mode %s", job_id, mode.model_path, mode.name)
-            self._pipeline, self._model_path = None, None
             model = open_edge_model(Path(mode.model_path), "onnx")
+            check_capacity(mode.name, model, 1, 0)  # the sessions it replaces are dropped before it loads
+            self._pipeline, self._model_path = None, None
             self._pipeline = LcmPipeline(model, {n: OnnxGraph(n, p) for n, p in model.graph_paths.items()})
-            self._model_path, self._model_bytes = mode.model_path, _graph_bytes(model)
+            self._model_path, self._model_bytes = mode.model_path, model.graph_bytes()
         self._mode = mode.name
         return time.perf_counter() - began
 
@@ -118,13 +127,16 @@ class RknnBackend:
         return self._mode
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
-        """Load the mode's RKNN graphs into the calling thread's context; return the seconds it took."""
+        """Load the mode's RKNN graphs into every context (once their running jobs end); return the seconds it took."""
         began = time.perf_counter()
-        self._pipeline(mode)
+        self.contexts.load_all(self._model(mode), partial(check_capacity, mode.name))
+        self._mode = mode.name
         return time.perf_counter() - began
 
     def generate(self, job: GenerateJob, on_step: StepCallback) -> Generated:
-        return Generated(image=self._pipeline(job.mode).generate(job.params, on_step), sampler=SAMPLER)
+        with self.contexts.session(self._model(job.mode), partial(check_capacity, job.mode.name)) as pipeline:
+            self._mode = job.mode.name
+            return Generated(image=pipeline.generate(job.params, on_step), sampler=SAMPLER)
 
     def memory_report(self) -> dict[str, Any]:
         loaded = []
@@ -137,7 +149,7 @@ class RknnBackend:
                         "model": str(pipeline.model.root),
                         "context": context.index,
                         "core_mask": context.core_mask,
-                        "bytes": _graph_bytes(pipeline.model),
+                        "bytes": context.model_bytes,
                         "loras": [],
                     }
                 )
@@ -147,8 +159,6 @@ class RknnBackend:
         """Release every RKNNLite context; called at process exit."""
         self.contexts.close()
 
-    def _pipeline(self, mode: ResolvedMode) -> LcmPipeline:
+    def _model(self, mode: ResolvedMode) -> EdgeModel:
         _check_mode(mode)
-        pipeline = self.contexts.pipeline(open_edge_model(Path(mode.model_path), "rknn"))
-        self._mode = mode.name
-        return pipeline
+        return open_edge_model(Path(mode.model_path), "rknn")

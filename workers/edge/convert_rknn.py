@@ -45,10 +45,7 @@ def convert(onnx_dir: Path, out: Path, width: int, height: int, target: str, sta
         shapes = fixed_shapes(spec["inputs"], width, height)
         source, target_file = onnx_dir / name / "model.onnx", out / name / "model.rknn"
         target_file.parent.mkdir(exist_ok=True)
-        if standin:
-            _write_standin(source, target_file, spec["inputs"], shapes, target)
-        else:
-            _convert_with_toolkit(source, target_file, spec["inputs"], shapes, target)
+        convert_graph(source, target_file, spec["inputs"], shapes, target, standin)
         inputs = [{**i, "shape": shape} for i, shape in zip(spec["inputs"], shapes, strict=True)]
         graphs[name] = {"inputs": inputs, "outputs": spec["outputs"]}
     for folder in ("tokenizer", "scheduler"):
@@ -66,6 +63,16 @@ def convert(onnx_dir: Path, out: Path, width: int, height: int, target: str, sta
         },
     )
     return out
+
+
+def convert_graph(
+    source: Path, target_file: Path, inputs: list[dict[str, Any]], shapes: list[list[int]], target: str, standin: bool
+) -> None:
+    """One ONNX graph to one ``.rknn`` with the inputs fixed to ``shapes``: by rknn-toolkit2, or for the stand-in."""
+    if standin:
+        _write_standin(source, target_file, inputs, shapes, target)
+    else:
+        _convert_with_toolkit(source, target_file, inputs, shapes, target)
 
 
 def _convert_with_toolkit(
@@ -100,19 +107,20 @@ def _convert_with_toolkit(
 def _write_standin(
     source: Path, target_file: Path, inputs: list[dict[str, Any]], shapes: list[list[int]], platform: str
 ) -> None:
-    """A stand-in model: the ONNX graph beside it (hard-linked when possible) and a JSON ``.rknn``."""
+    """A stand-in model: the ONNX graph (and its external data) beside it, hard-linked when possible,
+    and a JSON ``.rknn`` naming it."""
     folder = target_file.parent
-    for file in source.parent.iterdir():
-        if file.name.startswith("model.onnx"):
-            copy = folder / file.name
-            copy.unlink(missing_ok=True)
-            try:
-                os.link(file, copy)
-            except OSError:
-                shutil.copy2(file, copy)
+    beside = [f for f in source.parent.iterdir() if f.name.startswith(source.name)]
+    for file in beside if source.parent.resolve() != folder.resolve() else []:
+        copy = folder / file.name
+        copy.unlink(missing_ok=True)
+        try:
+            os.link(file, copy)
+        except OSError:
+            shutil.copy2(file, copy)
     model = {
         "format": STANDIN_FORMAT,
-        "onnx": "model.onnx",
+        "onnx": source.name,
         "target_platform": platform,
         "inputs": [{"name": i["name"], "dtype": i["dtype"], "shape": s} for i, s in zip(inputs, shapes, strict=True)],
     }

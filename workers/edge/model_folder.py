@@ -69,6 +69,15 @@ class EdgeModel:
     def scheduler_config(self) -> Path:
         return self.root / "scheduler" / "scheduler_config.json"
 
+    def graph_bytes(self) -> int:
+        """Bytes of the graph files (with ONNX external weights): what loading them costs in memory."""
+        return sum(
+            file.stat().st_size
+            for path in self.graph_paths.values()
+            for file in path.parent.iterdir()
+            if file.name.startswith(path.name) or file.name.startswith(f"{path.stem}.onnx")
+        )
+
 
 def open_edge_model(root: Path, runtime: str) -> EdgeModel:
     """Read the folder for ``runtime`` (``onnx`` or ``rknn``), or raise ModelFolderError saying what is missing."""

@@ -1,7 +1,7 @@
 """Upscale one image file without the server::
 
     python -m workers.superres IN [-o OUT] [--magnitude 1-3] [--format png|jpeg] [--quality 1-100]
-                               [--engine auto|torch|onnx] [--model PATH]
+                               [--engine auto|torch|onnx|rknn] [--model PATH]
 
 The same checks, engine and pipeline as an SR worker; settings default to the SR_* variables.
 """
@@ -28,7 +28,7 @@ def parse_args(argv: list[str], sr: SuperResSettings) -> argparse.Namespace:
     parser.add_argument("--magnitude", type=int, default=1, choices=range(1, MAX_MAGNITUDE + 1))
     parser.add_argument("--format", dest="out_format", choices=sorted(FORMATS), default="png")
     parser.add_argument("--quality", type=int, default=95, choices=range(1, 101), metavar="1-100")
-    parser.add_argument("--engine", default=sr.engine, help="auto (by the model's suffix), torch or onnx")
+    parser.add_argument("--engine", default=sr.engine, help="auto (by the model's suffix), torch, onnx or rknn")
     parser.add_argument("--model", type=Path, default=sr.model_path)
     return parser.parse_args(argv)
 

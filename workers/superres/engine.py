@@ -4,13 +4,14 @@ An engine runs the model on a batch of Y-channel tiles of one fixed size; tiling
 padding, colour and alpha are the pipeline's (tiling.py, pipeline.py), so an engine
 is a few lines.  Engines register in ENGINES by name.
 
-Adding one (the RKNN engine, for example): a class built as ``cls(config)`` with the
-SuperResEngine attributes, registered as ``ENGINES["rknn"] = "workers.superres.rknn_engine:RknnEngine"``
-and chosen with SR_ENGINE=rknn.  ``run`` gets float32 NCHW tiles [N, 1, tile, tile] in [0, 1]
-and returns [N, 1, tile*scale, tile*scale]; with a graph of batch 1, set ``max_batch = 1``.
+Adding one: a class built as ``cls(config)`` with the SuperResEngine attributes, registered
+as ``ENGINES["name"] = "module:Class"`` and chosen with SR_ENGINE=name.  ``run`` gets float32
+NCHW tiles [N, 1, tile, tile] in [0, 1] and returns [N, 1, tile*scale, tile*scale]; with a
+graph of batch 1, set ``max_batch = 1``.
 SR workers build their engine in each pool process after the fork (tasks/superres_worker.py),
 so a runtime context is never shared between processes; the pipeline calls ``run`` from one
-thread.  ``preflight`` only checks what it knows (.onnx / .safetensors files).
+thread.  ``preflight`` only checks what it can read (.onnx / .safetensors files); an .rknn is
+opened only by the runtime, in the pool process.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class EngineConfig:
 ENGINES = {
     "torch": "workers.superres.torch_engine:TorchEngine",
     "onnx": "workers.superres.onnx_engine:OnnxEngine",
+    "rknn": "workers.superres.rknn_engine:RknnEngine",
 }
 
 
@@ -80,7 +82,14 @@ def preflight(config: EngineConfig) -> str:
             f"SR_INPUT_SIZE={config.input_size}, which must be at least 8"
         )
     if not config.model_path.is_file():
-        raise EngineError(f"SR_MODEL_PATH={config.model_path} is not a file; point it at a .safetensors or .onnx model")
+        raise EngineError(
+            f"SR_MODEL_PATH={config.model_path} is not a file; point it at a .safetensors, .onnx or .rknn model"
+        )
+    if (name == "rknn") != (config.model_path.suffix == ".rknn"):
+        raise EngineError(
+            f"SR_ENGINE={name} cannot run SR_MODEL_PATH={config.model_path}: the rknn engine runs .rknn "
+            "files (python -m workers.superres.convert_rknn) and only it does"
+        )
     if config.model_path.suffix in (".onnx", ".safetensors"):
         _check_model_file(config)
     return name
