@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
     registry = ModesRegistry(runner.redis, settings.modes_file)
     registry.reload()
     name = f"{runner.backend.name}-{os.getpid()}@{socket.gethostname()}"
-    router = Router(runner.redis, registry, runner.backend.serves, name, settings)
+    router = Router(runner.redis, registry, runner.backend.serves, name, settings, cached=runner.backend.cached_modes)
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
     heartbeats: list[Heartbeat] = []
