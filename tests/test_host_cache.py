@@ -117,3 +117,17 @@ def test_host_cache_mb_zero_turns_the_cache_off(make_stack, tmp_path, tiny_model
     memory, status = worker_view(base, "demo")
     assert memory["cache"] == {"budget_bytes": 0, "bytes": 0, "evictions": 0, "hits": 0, "entries": []}
     assert status["cached"] == ["demo"]
+
+
+def test_a_load_that_fits_only_without_the_cache_evicts_instead_of_failing(make_stack, tmp_path, tiny_model):
+    # 100 MiB holds two tiny models (45 MiB each), not three: loading a third evicts the cached one.
+    base, log = cache_stack(make_stack, tmp_path, MEMORY_LIMIT_MB="100")
+    run(base, "demo")
+    run(base, "big")
+    memory, _ = worker_view(base, "big")
+    assert [e["modes"] for e in memory["cache"]["entries"]] == [["demo"]]
+    third = run(base, "third")
+    assert f"job {third}: evicted " in log.read_text()
+    memory, _ = worker_view(base, "third")
+    assert [e["modes"] for e in memory["cache"]["entries"]] == [["big"]] and memory["cache"]["evictions"] == 1
+    assert memory["cache"]["bytes"] + memory["models_bytes"] <= memory["limit_bytes"]
