@@ -41,7 +41,7 @@ def mode(name: str) -> ResolvedMode:
 
 def touch(backend) -> float:
     """Seconds to read every weight of the loaded pipeline once (a lazily mapped one reads the disk)."""
-    pipe = backend._pipe  # noqa: SLF001 - the bench measures the backend's own pipeline
+    pipe = backend._pipe  # the bench reads the backend's own pipeline
     tensors = [t for c in pipe.components.values() if isinstance(c, torch.nn.Module) for t in c.parameters()]
     began = time.perf_counter()
     with torch.inference_mode():

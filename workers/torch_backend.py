@@ -73,7 +73,8 @@ class TorchBackend:
         in_ram = {entry.key for entry in self._cache.entries()}
         if self._model_path and self.device == "cpu":
             in_ram.add(self._model_path)
-        return {name for name, path in self._mode_models.items() if path in in_ram}
+        # The heartbeat and router threads call this while a job may add a mode: list() copies in one step.
+        return {name for name, path in list(self._mode_models.items()) if path in in_ram}
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         """Load the mode's model (unless loaded) and LoRAs; return the seconds it took.
@@ -286,7 +287,7 @@ class TorchBackend:
         }
 
     def _modes_of(self, model_path: str) -> list[str]:
-        return sorted(name for name, path in self._mode_models.items() if path == model_path)
+        return sorted(name for name, path in list(self._mode_models.items()) if path == model_path)
 
 
 def _file_backed(pipe: Any) -> list[torch.Tensor]:
