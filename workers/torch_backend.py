@@ -89,11 +89,12 @@ class TorchBackend:
                 pipe = self._from_cache(mode, job_id)
             else:
                 pipe = self._from_disk(mode, job_id)
-            self._retire(job_id, _module_bytes(pipe))
+            size = _module_bytes(pipe)
+            self._retire(job_id, size)
             self._pipe = pipe
             self._base_scheduler = pipe.scheduler
             self._model_path = mode.model_path
-            self._model_bytes = _module_bytes(pipe)
+            self._model_bytes = size
             self._adapters, self._lora_state = {}, ()
         self._apply_loras(mode, job_id)
         self._mode = mode.name
