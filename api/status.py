@@ -32,6 +32,7 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
         beat = {k.decode(): v.decode() for k, v in raw.items()}
         beat["queues"] = json.loads(beat.get("queues", "[]"))
         beat["handlers"] = json.loads(beat.get("handlers", "[]"))
+        beat["cached"] = json.loads(beat.get("cached", "[]"))
         beat["memory"] = json.loads(beat.get("memory", "{}"))
         beat["pid"] = int(beat.get("pid", 0))
         beat["switches"] = int(beat.get("switches", 0))
@@ -71,9 +72,10 @@ def vram():
             devices[(worker["host"], memory["device"])] = memory
     totals = {f"{k}_bytes": sum(m[f"{k}_bytes"] for m in devices.values()) for k in ("total", "used", "free")}
     models = sum(w["memory"].get("models_bytes", 0) for w in workers)
+    cached = sum(w["memory"].get("cache", {}).get("bytes", 0) for w in workers)
     return jsonify(
         {
-            "fleet": {**totals, "models_bytes": models, "devices": len(devices)},
+            "fleet": {**totals, "models_bytes": models, "cached_bytes": cached, "devices": len(devices)},
             "workers": [
                 {"name": w["name"], "host": w["host"], "mode": w["mode"], "state": w["state"], "memory": w["memory"]}
                 for w in workers

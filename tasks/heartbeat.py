@@ -58,6 +58,7 @@ class Heartbeat:
             "state": "busy" if job else "idle",
             "job": job or "",
             "queues": json.dumps(self._queues()),
+            "cached": json.dumps(sorted(self._runner.backend.cached_modes())),
             "handlers": json.dumps(self._handlers),
             "memory": json.dumps(self._runner.backend.memory_report()),
             "host": socket.gethostname(),

@@ -39,6 +39,9 @@ class EngineInfo:
     serves: str = "superres"
     loaded_mode: str | None = None
 
+    def cached_modes(self) -> set[str]:
+        return set()
+
     def memory_report(self) -> dict:
         """SR engines hold a few hundred kilobytes of weights: no device figures to report."""
         return {"device": "cpu", "models": []}

@@ -61,7 +61,13 @@ def main(argv: list[str]) -> None:
     registry.reload()
     name = f"{runner.backend.name}-{os.getpid()}@{socket.gethostname()}"
     router = Router(
-        runner.redis, registry, runner.backend.serves, name, settings, busy=lambda: runner.current_job is not None
+        runner.redis,
+        registry,
+        runner.backend.serves,
+        name,
+        settings,
+        cached=runner.backend.cached_modes,
+        busy=lambda: runner.current_job is not None,
     )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"

@@ -26,6 +26,10 @@ class Backend(Protocol):
     @property
     def loaded_mode(self) -> str | None: ...
 
+    def cached_modes(self) -> set[str]:
+        """Modes whose model this backend holds in host RAM (the loaded mode's, for backends without a cache)."""
+        ...
+
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         """Load the mode (model and LoRAs) unless loaded; return the seconds it took."""
         ...

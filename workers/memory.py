@@ -33,6 +33,18 @@ def process_rss() -> int:
     return 0
 
 
+def file_mappings() -> list[tuple[int, int]]:
+    """Address ranges (start, end) of this process's file-backed memory mappings, sorted."""
+    ranges = []
+    with open("/proc/self/maps") as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) >= 6 and fields[4] != "0" and fields[5].startswith("/"):
+                start, end = fields[0].split("-")
+                ranges.append((int(start, 16), int(end, 16)))
+    return sorted(ranges)
+
+
 def model_file_parameters(path: Path) -> int:
     """Numbers held by a model's safetensors files (a diffusers folder or one file), read from headers."""
     path = Path(path)

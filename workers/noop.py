@@ -25,6 +25,9 @@ class NoopBackend:
     def loaded_mode(self) -> str | None:
         return self._mode
 
+    def cached_modes(self) -> set[str]:
+        return {self._mode} if self._mode else set()
+
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         self._mode = mode.name
         return 0.0

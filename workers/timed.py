@@ -37,6 +37,9 @@ class TimedBackend:
     def loaded_mode(self) -> str | None:
         return self._mode
 
+    def cached_modes(self) -> set[str]:
+        return {self._mode} if self._mode else set()
+
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         if mode.name == self._mode:
             return 0.0

@@ -85,6 +85,9 @@ class OnnxBackend:
     def loaded_mode(self) -> str | None:
         return self._mode
 
+    def cached_modes(self) -> set[str]:
+        return {self._mode} if self._mode else set()
+
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         """Open the mode's ONNX graphs unless they are open; return the seconds it took."""
         _check_mode(mode)
@@ -125,6 +128,9 @@ class RknnBackend:
     @property
     def loaded_mode(self) -> str | None:
         return self._mode
+
+    def cached_modes(self) -> set[str]:
+        return {self._mode} if self._mode else set()
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         """Load the mode's RKNN graphs into every context (once their running jobs end); return the seconds it took."""
