@@ -104,8 +104,10 @@ def run(router: str, arrivals: list[Arrival], costs: Costs, scale: float, workdi
         TIMED_LOAD_SECONDS=str(costs.load * scale),
         TIMED_STEP_SECONDS=str(costs.step * scale),
         TIMED_DECODE_SECONDS=str(costs.decode * scale),
-        ROUTER_MIN_DWELL=str(2 * costs.job * scale),
-        ROUTER_STARVATION=str(10 * costs.job * scale + costs.load * scale),
+        # A worker serves a mode at least as long as loading it took, and a mode starves only
+        # after several loads' worth of waiting: the router's settings for this profile.
+        ROUTER_MIN_DWELL=str(max(2 * costs.job, costs.load) * scale),
+        ROUTER_STARVATION=str((5 * costs.load + 10 * costs.job) * scale),
         ROUTER_INTERVAL="0.1",
         ROUTER_SWITCH_COST=str(costs.load / costs.job),
     )
