@@ -68,14 +68,14 @@ def test_compatible_waiting_jobs_run_as_one_batch_each_with_its_own_result(make_
 
 
 def test_a_higher_priority_goes_first_and_waiting_ages(make_stack):
-    stack = make_stack(BATCH_MAX="1", PRIORITY_AGING="2")
+    stack = make_stack(BATCH_MAX="1", PRIORITY_AGING="0.5")
     stack.start_worker()
     base = stack.start_api()
     records = records_of(stack)
     first = blocker(base, steps=150, size="256x256")
     wait_running(records, first["id"])
     old = submit(base, mode="slow", prompt="old", num_inference_steps=2, size="64x64", seed=1)
-    time.sleep(5)  # old has waited 5 s: more than priority 1's 2 s head start, less than priority 5's 10 s
+    time.sleep(1.5)  # old has waited 1.5 s: more than priority 1's 0.5 s head start, less than priority 5's 2.5 s
     normal = submit(base, mode="slow", prompt="normal", num_inference_steps=2, size="64x64", seed=2)
     urgent = submit(base, mode="slow", prompt="urgent", num_inference_steps=2, size="64x64", seed=3, priority=5)
     higher = submit(base, mode="slow", prompt="higher", num_inference_steps=2, size="64x64", seed=4, priority=1)
