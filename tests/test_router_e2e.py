@@ -63,7 +63,8 @@ def test_an_idle_worker_moves_to_a_mode_nobody_serves(make_stack):
 
 
 def test_a_starving_mode_gets_the_worker_before_a_busy_queue_drains(make_stack):
-    stack = make_stack(ROUTER_STARVATION="1")
+    # BATCH_MAX=1: the busy jobs are compatible, and one batch would take them all at once.
+    stack = make_stack(ROUTER_STARVATION="1", BATCH_MAX="1")
     stack.start_worker()
     base = stack.start_api()
     wait_for(lambda: serving(base, 1), 60, "the worker serving")
