@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from config import SuperResSettings
+from tasks.superres_context import engine_config
+from tests.processes import ROOT
 from tests.sr_helpers import picture, random_model
 from workers.superres.engine import EngineConfig, EngineError, load_engine
 from workers.superres.model import SubPixelCNN
@@ -61,6 +65,71 @@ def test_zoo_layout_with_a_fixed_batch_of_one(model_files, tmp_path):
     assert fixed.max_batch == 1
     plane = np.random.default_rng(1).random((250, 230), dtype=np.float32)
     np.testing.assert_allclose(upscale_plane(plane, fixed), whole_plane(model_files[0], plane), atol=1e-5)
+
+
+SHIPPED = ROOT / "workers" / "superres" / "weights" / "subpixel-x3.safetensors"
+
+
+def zoo_like_onnx(weights: Path, path: Path) -> Path:
+    """``weights`` in the layout of the model zoo's super-resolution-10.onnx: opset 10, the Conv weights and
+    biases listed as graph inputs (with initializers, so a runtime may override them), numbered rather than
+    named ("1" ... "8"), and a batch fixed to 1: input ``input`` [1, 1, 224, 224] -> ``output`` [1, 1, 672, 672]."""
+    model = SubPixelCNN()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in read_weights(weights).items()})
+    torch.onnx.export(
+        model.eval(),
+        torch.zeros(1, 1, 224, 224),
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        opset_version=10,
+        keep_initializers_as_inputs=True,
+        dynamo=False,
+    )
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    numbers = {init.name: str(i) for i, init in enumerate(graph.initializer, start=1)}
+    for tensor in graph.initializer:
+        tensor.name = numbers[tensor.name]
+    for value in graph.input:
+        value.name = numbers.get(value.name, value.name)
+    for node in graph.node:
+        node.input[:] = [numbers.get(name, name) for name in node.input]
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_a_zoo_like_onnx_file_at_sr_model_path_gives_the_shipped_pixels(tmp_path, monkeypatch):
+    path = zoo_like_onnx(SHIPPED, tmp_path / "super-resolution-10.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [op.version for op in onnx.load(str(path)).opset_import if op.domain in ("", "ai.onnx")] == [10]
+    weight_names = [str(i) for i in range(1, 9)]
+    assert [value.name for value in graph.input] == ["input", *weight_names]
+    assert sorted(init.name for init in graph.initializer) == sorted(weight_names)
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 1, 224, 224]
+    assert [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == [1, 1, 672, 672]
+
+    shipped = read_weights(SHIPPED)
+    read = read_weights(path)
+    assert read.keys() == shipped.keys()
+    for name, tensor in shipped.items():
+        np.testing.assert_array_equal(read[name], tensor, err_msg=name)
+
+    reference = engine(SHIPPED, "torch")  # the shipped weights through torch
+    plane = np.random.default_rng(4).random((250, 230), dtype=np.float32)  # 2 x 2 tiles
+    expected_plane = upscale_plane(plane, reference)
+    image = picture(260, 200, "RGBA")
+    expected_image = np.asarray(upscale_once(image, reference), dtype=np.int16)
+    monkeypatch.setenv("SR_MODEL_PATH", str(path))
+    for name, max_batch in (("auto", 1), ("onnx", 1), ("torch", 8)):
+        monkeypatch.setenv("SR_ENGINE", name)
+        config = replace(engine_config(SuperResSettings.from_env()), threads=1)
+        loaded = load_engine(config)
+        assert loaded.name == ("onnx" if name == "auto" else name) and loaded.max_batch == max_batch
+        np.testing.assert_allclose(upscale_plane(plane, loaded), expected_plane, atol=1e-5, err_msg=name)
+        got_image = np.asarray(upscale_once(image, loaded), dtype=np.int16)
+        assert np.abs(got_image - expected_image).max() <= 1, name  # 8-bit rounding of equal floats
 
 
 @pytest.mark.parametrize("shape", [(300, 500), (224, 224), (214, 214), (215, 449), (5, 7), (1, 1), (40, 600)])
