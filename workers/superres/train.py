@@ -5,7 +5,12 @@ layout (input ``input`` [batch, 1, 224, 224] -> output ``output`` [batch, 1, 672
 and PROVENANCE.md beside them: images, licences, command, settings, held-out figures
 and file hashes.  A few CPU minutes on two cores::
 
-    python -m workers.superres.train [--steps 3000] [--out workers/superres/weights]
+    python -m workers.superres.train [--steps 3000] [--batch 32] [--threads 1] [--out workers/superres/weights]
+
+``--out`` is the folder the three files go to (it is created; files there are replaced).
+A smoke run, seconds long, that checks the script end to end without touching the shipped
+weights (tests/test_superres_train.py runs it): ``--steps 1 --batch 1 --out /tmp/sr-smoke``.
+``--steps``, ``--batch`` and ``--threads`` must be at least 1.
 
 Needs the ``sr-train`` extra (scikit-image, for its bundled images).
 """
@@ -196,13 +201,20 @@ def write_provenance(out: Path, files: tuple[Path, Path], args: argparse.Namespa
     (out / "PROVENANCE.md").write_text("\n".join(lines) + "\n")
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=positive, default=3000)
+    parser.add_argument("--batch", type=positive, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
+    parser.add_argument("--threads", type=positive, default=1, help="torch CPU threads (the machine is shared)")
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
