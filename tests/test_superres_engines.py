@@ -132,6 +132,35 @@ def test_a_zoo_like_onnx_file_at_sr_model_path_gives_the_shipped_pixels(tmp_path
         assert np.abs(got_image - expected_image).max() <= 1, name  # 8-bit rounding of equal floats
 
 
+@pytest.mark.parametrize(("tile", "shape"), [(112, (250, 230)), (64, (70, 200))])
+def test_a_non_default_tile_size_on_the_onnx_and_torch_engines(tmp_path, monkeypatch, tile, shape):
+    """SR_INPUT_SIZE / SR_OUTPUT_SIZE other than 224 / 672: an ONNX model exported for that tile, and the torch
+    engine (which takes any tile) on both weight files, give the same pixels as the model run on the whole plane."""
+    model = SubPixelCNN()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in read_weights(SHIPPED).items()})
+    path = tmp_path / f"subpixel-x3-{tile}.onnx"
+    export_onnx(model, path, tile=tile)
+    with pytest.raises(EngineError, match=f"set SR_INPUT_SIZE={tile}"):
+        load_engine(EngineConfig("onnx", path, 224, 672))
+
+    plane = np.random.default_rng(5).random(shape, dtype=np.float32)  # several tiles of this size
+    expected = whole_plane(SHIPPED, plane)
+    image = picture(shape[1], shape[0], "RGBA")
+    default_tiles = np.asarray(upscale_once(image, engine(SHIPPED, "torch")), dtype=np.int16)
+    monkeypatch.setenv("SR_INPUT_SIZE", str(tile))
+    monkeypatch.setenv("SR_OUTPUT_SIZE", str(tile * 3))
+    for name, model_path in (("onnx", path), ("torch", SHIPPED), ("torch", path)):
+        monkeypatch.setenv("SR_ENGINE", name)
+        monkeypatch.setenv("SR_MODEL_PATH", str(model_path))
+        loaded = load_engine(replace(engine_config(SuperResSettings.from_env()), threads=1))
+        assert (loaded.name, loaded.tile, loaded.scale) == (name, tile, 3)
+        tiles = np.random.default_rng(6).random((2, 1, tile, tile), dtype=np.float32)
+        assert loaded.run(tiles).shape == (2, 1, tile * 3, tile * 3)
+        np.testing.assert_allclose(upscale_plane(plane, loaded), expected, atol=1e-5, err_msg=f"{name} {model_path}")
+        got = np.asarray(upscale_once(image, loaded), dtype=np.int16)
+        assert np.abs(got - default_tiles).max() <= 1, f"{name} {model_path}: differs from 224 px tiles"
+
+
 @pytest.mark.parametrize("shape", [(300, 500), (224, 224), (214, 214), (215, 449), (5, 7), (1, 1), (40, 600)])
 def test_tiles_blend_into_exactly_the_whole_image_result(model_files, shape):
     plane = np.random.default_rng(2).random(shape, dtype=np.float32)
