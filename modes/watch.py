@@ -23,8 +23,9 @@ class _FileChanged(FileSystemEventHandler):
         self._lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        paths = {event.src_path, getattr(event, "dest_path", "")}
-        if str(self._path) not in {str(Path(p).resolve()) for p in paths if p}:
+        # The folder may hold busy files (logs): compare names before resolving any path.
+        paths = [str(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        if not any(Path(p).name == self._path.name and Path(p).resolve() == self._path for p in paths):
             return
         with self._lock:
             if self._timer:

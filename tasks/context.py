@@ -36,7 +36,7 @@ def get_runner() -> JobRunner:
                 store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
                 backend=backend,
                 lease_ttl=settings.lease_ttl,
-                turns=Turns(client, records, publisher(settings.router), batch_max),
+                turns=Turns(client, publisher(settings.router), batch_max),
             )
         return _runner
 

@@ -20,14 +20,15 @@ lease expires (tasks/lease.py).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 
 import redis
 
-from jobs.keys import lease_key
+from jobs.keys import job_key, lease_key
 from jobs.messages import GenerateJob, SwitchJob
-from jobs.records import QUEUED, RUNNING, JobRecords
+from jobs.records import QUEUED, RUNNING
 
 log = logging.getLogger(__name__)
 LOOK_AHEAD = 5  # first-ranked jobs tried in turn when other workers claim them first
@@ -39,12 +40,10 @@ class Turns:
     def __init__(
         self,
         client: redis.Redis,
-        records: JobRecords,
         republish: Callable[[ModeJob], None],
         batch_max: int,
     ) -> None:
         self._redis = client
-        self._records = records
         self._republish = republish
         self.batch_max = batch_max
 
@@ -53,17 +52,26 @@ class Turns:
 
         Other jobs are to be claimed once each (another worker may win them); ``job``
         itself is claimed as any delivery claims its job, waiting for a live holder.
+        One pipelined read serves the common case, ``job`` first in its waiting set.
         """
-        record = self._records.get(job.job_id)
-        status = record["status"] if record else None
-        if status == RUNNING and not self._redis.exists(lease_key(job.job_id)):
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(job_key(job.job_id), "status")
+        pipe.exists(lease_key(job.job_id))
+        pipe.zscore(waiting, job.job_id)
+        pipe.zrange(waiting, 0, LOOK_AHEAD - 1, withscores=True)
+        raw_status, leased, score, first = pipe.execute()
+        status = raw_status.decode() if raw_status else None
+        if status == RUNNING and not leased:
             yield job  # its worker died: take it over
             return
-        others = [other for other in self._first(waiting) if other.job_id != job.job_id]
+        if status == QUEUED and score is not None:
+            # Only jobs ranked before its own (ties included) go first; otherwise the delivery is a free turn.
+            first = [(member, rank) for member, rank in first if rank <= score]
+        others = self._queued([member.decode() for member, _ in first if member.decode() != job.job_id], waiting)
         if status == RUNNING and others:
             self._republish(job)
             log.info("job %s: runs in a batch elsewhere; its delivery was published again", job.job_id)
-        yield from self._ranked_before(job, waiting, others, status)
+        yield from others
         yield job
 
     def companions(self, lead: GenerateJob, waiting: str) -> list[GenerateJob]:
@@ -71,37 +79,28 @@ class Turns:
         key = lead.params.batch_key()
         if self.batch_max <= 1 or key is None or lead.superres:
             return []
-        found = []
-        for other in self._first(waiting, limit=4 * self.batch_max):
-            if (
-                isinstance(other, GenerateJob)
-                and other.job_id != lead.job_id
-                and not other.superres
-                and other.params.batch_key() == key
-            ):
-                found.append(other)
-        return found
+        ids = [raw.decode() for raw in self._redis.zrange(waiting, 0, 4 * self.batch_max - 1)]
+        return [
+            other
+            for other in self._queued([job_id for job_id in ids if job_id != lead.job_id], waiting)
+            if isinstance(other, GenerateJob) and not other.superres and other.params.batch_key() == key
+        ]
 
-    def _ranked_before(self, job: ModeJob, waiting: str, others: list[ModeJob], status: str | None) -> list[ModeJob]:
-        if status != QUEUED:
-            return others  # its job ended or expired: the delivery is a free turn
-        score = self._redis.zscore(waiting, job.job_id)
-        if score is None:
-            return others
-        ahead = {m.decode() for m in self._redis.zrangebyscore(waiting, "-inf", score)}
-        return [other for other in others if other.job_id in ahead]
-
-    def _first(self, waiting: str, limit: int = LOOK_AHEAD) -> list[ModeJob]:
-        """The first-ranked waiting jobs that can be run from their records; stale entries are dropped."""
+    def _queued(self, job_ids: list[str], waiting: str) -> list[ModeJob]:
+        """The jobs of ``job_ids`` still queued, from their records, in order; stale entries leave ``waiting``."""
+        if not job_ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(job_key(job_id), "status", "kind", "payload")
         jobs: list[ModeJob] = []
-        for raw in self._redis.zrange(waiting, 0, limit - 1):
-            job_id = raw.decode()
-            record = self._records.get(job_id)
-            if record is None or record["status"] != QUEUED:
-                self._redis.zrem(waiting, job_id)
-                continue
-            payload = record.get("payload")
-            if payload:
-                kind = GenerateJob if record["kind"] == "generate" else SwitchJob
-                jobs.append(kind.from_dict(payload))
+        stale = []
+        for job_id, (status, kind, payload) in zip(job_ids, pipe.execute(), strict=True):
+            if status != QUEUED.encode():
+                stale.append(job_id)
+            elif payload:
+                job_type = GenerateJob if kind == b"generate" else SwitchJob
+                jobs.append(job_type.from_dict(json.loads(payload)))
+        if stale:
+            self._redis.zrem(waiting, *stale)
         return jobs
