@@ -9,7 +9,7 @@ from flask import Flask
 
 from api import cancel, custom, jobs, legacy, modes, status, superres
 from api.errors import register_error_handlers
-from api.producer import make_producer
+from api.producer import Producer
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         records=JobRecords(client, settings.job_ttl),
         store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
         registry=registry,
-        producer=make_producer(),
+        producer=Producer(),
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)

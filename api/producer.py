@@ -1,9 +1,54 @@
-"""A producer-only Celery client: the API sends tasks by name and never imports tasks/."""
+"""Celery task messages the API enqueues itself, in the same atomic step that admits the job.
+
+The API never imports tasks/: it names tasks by string.  Celery builds the task message
+(``as_task_v2``) and kombu's serializer its body; this module wraps them in the envelope
+that kombu's Redis transport keeps in a queue's list, so that the admit script
+(jobs/records.py) pushes it together with the job's record: a job is never recorded
+without its message, nor its message sent without the record.  tests/test_producer.py
+compares the envelope with one that kombu publishes itself, so a Celery or kombu upgrade
+that changes the format fails a test, not a job.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
 
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
+from kombu.serialization import dumps
+
+from jobs.records import QueuedMessage
 
 
-def make_producer() -> Celery:
-    producer = Celery("dreamlab-api")
-    producer.config_from_object("celeryconfig")
-    return producer
+class Producer:
+    """Builds the messages of tasks sent by name to the workers' queues."""
+
+    def __init__(self) -> None:
+        self._app = Celery("dreamlab-api")
+        self._app.config_from_object("celeryconfig")
+        self._origin = anon_nodename()
+
+    def message(self, task: str, payload: dict[str, Any], queue: str, task_id: str) -> QueuedMessage:
+        """The message of task ``task`` with the one argument ``payload``, for ``queue`` (priority 0: its own list)."""
+        headers, properties, body, _ = self._app.amqp.as_task_v2(
+            task_id, task, args=[payload], kwargs={}, origin=self._origin, ignore_result=True
+        )
+        content_type, encoding, data = dumps(body, serializer=self._app.conf.task_serializer)
+        envelope = {
+            "body": base64.b64encode(data.encode(encoding) if isinstance(data, str) else data).decode("ascii"),
+            "content-encoding": encoding,
+            "content-type": content_type,
+            "headers": headers,
+            "properties": {
+                **properties,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+        return QueuedMessage(queue, json.dumps(envelope))

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from celery import Celery
-from flask import current_app
+from flask import current_app, g, has_request_context
 
 from api.errors import ApiError
+from api.producer import Producer
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
@@ -28,12 +28,16 @@ class Services:
     records: JobRecords
     store: ObjectStore
     registry: ModesRegistry
-    producer: Celery
+    producer: Producer
 
     @property
     def modes(self) -> ModesConfig:
-        """The fleet's current modes config (hot-reloaded)."""
-        return self.registry.current()
+        """The fleet's current modes config (hot-reloaded), read once per request: a request sees one config."""
+        if not has_request_context():
+            return self.registry.current()
+        if "dreamlab_modes" not in g:
+            g.dreamlab_modes = self.registry.current()
+        return g.dreamlab_modes
 
     def queues(self, modes: ModesConfig | None = None) -> dict[str, str]:
         """Mode name -> its generation queue (under ROUTER=fifo, modes of a backend share one)."""
@@ -93,29 +97,26 @@ class Services:
         uploads: dict[str, bytes] | None = None,
         priority: int = 0,
     ) -> dict[str, Any]:
-        """Record the job (a mode's job joins its waiting set), store its uploads, then enqueue it."""
+        """Store the job's uploads, then record and enqueue it in one atomic step (a mode's job joins its
+        waiting set in the same step)."""
         queues = sorted({*self.queues().values(), CUSTOM_QUEUE})
         queue = mode_queue(self.settings.router, mode.backend, mode.name) if mode else CUSTOM_QUEUE
         waiting = waiting_key(mode.backend, mode.name) if mode else None
         turn = Turn(waiting, priority * self.settings.priority_aging, payload) if waiting else None
+        # Stored first: a worker may take the job the moment it is admitted.
+        try:
+            self._store_uploads(uploads or {})
+        except Exception as exc:
+            raise ApiError(503, f"could not store the job's input image ({exc}); check STORE_URL") from exc
+        message = self.producer.message(task, payload, queue, job_id)
         name = mode.name if mode else ""
-        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, turn)
+        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, turn, message)
         if record is None:
             raise ApiError(
                 429,
                 f"{depth} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
                 headers={"Retry-After": str(self.settings.retry_after)},
             )
-        try:
-            self._store_uploads(uploads or {})
-        except Exception as exc:
-            self.records.delete(job_id, waiting)
-            raise ApiError(503, f"could not store the job's input image ({exc}); check STORE_URL") from exc
-        try:
-            self.producer.send_task(task, args=[payload], queue=queue, task_id=job_id)
-        except Exception as exc:
-            self.records.delete(job_id, waiting)
-            raise ApiError(503, f"could not enqueue the job ({exc}); check that Redis at REDIS_URL is up") from exc
         current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record
 

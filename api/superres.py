@@ -49,7 +49,7 @@ def _accept_upload() -> dict[str, Any]:
 
 
 def submit(svc: Services, sr: SuperResSettings, data: bytes, options: SuperResOptions, info: ImageInfo) -> dict:
-    """Record the job, put the upload in the store, enqueue; or raise ApiError having left nothing behind."""
+    """Put the upload in the store, then record and enqueue the job in one step; or raise having left nothing behind."""
     job_id = str(uuid.uuid4())
     job = SuperResJob(job_id=job_id, input_key=upload_key(job_id), options=options)
     params = {
@@ -61,21 +61,25 @@ def submit(svc: Services, sr: SuperResSettings, data: bytes, options: SuperResOp
         "input_format": info.format,
         "input_bytes": len(data),
     }
-    record, waiting = svc.records.create(
-        job.job_id, SUPERRES_KIND, SUPERRES_KIND, params, [SUPERRES_QUEUE], sr.queue_max
-    )
+    # Stored first: a worker may take the job the moment it is admitted.
+    try:
+        svc.store.put(job.input_key, data, f"image/{info.format.lower() or 'octet-stream'}")
+    except Exception as exc:
+        raise ApiError(503, f"could not store the upload ({exc}); check STORE_URL") from exc
+    message = svc.producer.message(SUPERRES_TASK, job.to_dict(), SUPERRES_QUEUE, job.job_id)
+    try:
+        record, waiting = svc.records.create(
+            job.job_id, SUPERRES_KIND, SUPERRES_KIND, params, [SUPERRES_QUEUE], sr.queue_max, message=message
+        )
+    except BaseException:
+        svc.store.delete(job.input_key)
+        raise
     if record is None:
+        svc.store.delete(job.input_key)
         raise ApiError(
             429,
             f"{waiting} super-resolution jobs are waiting (SR_QUEUE_MAX={sr.queue_max}); retry later",
             headers={"Retry-After": str(svc.settings.retry_after)},
         )
-    try:
-        svc.store.put(job.input_key, data, f"image/{info.format.lower() or 'octet-stream'}")
-        svc.producer.send_task(SUPERRES_TASK, args=[job.to_dict()], queue=SUPERRES_QUEUE, task_id=job.job_id)
-    except Exception as exc:
-        svc.records.delete(job.job_id)
-        svc.store.delete(job.input_key)
-        raise ApiError(503, f"could not enqueue the job ({exc}); check Redis at REDIS_URL and STORE_URL") from exc
     current_app.logger.info("job %s: super-resolution x%d queued", job.job_id, options.magnitude)
     return record

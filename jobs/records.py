@@ -37,16 +37,18 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1
 """
 
+# KEYS: record, waiting set (or the record), the list to push the message on (or the record), queues to count.
 _ADMIT = """
 local waiting = 0
-for i = 3, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+for i = 4, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
 if waiting >= tonumber(ARGV[1]) then return waiting end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   local t = redis.call('TIME')
   redis.call('ZADD', KEYS[2], t[1] + t[2] / 1000000 - tonumber(ARGV[3]), ARGV[4])
 end
+if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[5]) end
 return -1
 """
 
@@ -98,6 +100,15 @@ STEP_CANCELED = 2  # what progress() returns when the job should stop
 
 
 @dataclass(frozen=True)
+class QueuedMessage:
+    """A Celery task message as kombu's Redis transport keeps it (api/producer.py), and the
+    list it goes on, for the admit step to push along with the record."""
+
+    queue: str
+    envelope: str
+
+
+@dataclass(frozen=True)
 class Turn:
     """How a generation or switch job waits for its turn: in its mode's waiting set
     (jobs/keys.py), ahead by ``head_start`` seconds (priority x PRIORITY_AGING), with
@@ -134,8 +145,10 @@ class JobRecords:
         queues: list[str],
         queue_max: int,
         turn: Turn | None = None,
+        message: QueuedMessage | None = None,
     ) -> tuple[dict[str, Any] | None, int]:
-        """Write a ``queued`` record unless ``queue_max`` jobs wait in ``queues``, in one atomic step.
+        """Write a ``queued`` record and push its ``message``, unless ``queue_max`` jobs wait in
+        ``queues``, in one atomic step: no job is recorded without its message, nor queued without its record.
 
         With a ``turn`` the job joins its mode's waiting set in the same step, scored by
         Redis' clock (so every host ages jobs alike) less its head start.
@@ -154,17 +167,15 @@ class JobRecords:
         }
         fields = [item for pair in _encode(record).items() for item in pair]
         offset = repr(turn.head_start) if turn else ""
-        keys = [job_key(job_id), turn.waiting if turn else job_key(job_id), *queues]
-        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, *fields]))
+        keys = [
+            job_key(job_id),
+            turn.waiting if turn else job_key(job_id),
+            message.queue if message else job_key(job_id),
+            *queues,
+        ]
+        envelope = message.envelope if message else ""
+        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, *fields]))
         return (record if depth < 0 else None), depth
-
-    def delete(self, job_id: str, waiting: str | None = None) -> None:
-        """Remove a record the API could not enqueue (and its place in ``waiting``)."""
-        pipe = self._redis.pipeline()
-        pipe.delete(job_key(job_id))
-        if waiting:
-            pipe.zrem(waiting, job_id)
-        pipe.execute()
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         raw = self._redis.hgetall(job_key(job_id))
