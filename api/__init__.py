@@ -5,18 +5,26 @@ from __future__ import annotations
 import logging
 
 import redis
+from celery import Celery
 from flask import Flask
 
 from api import cancel, custom, jobs, legacy, modes, status, superres
 from api.errors import register_error_handlers
-from api.producer import Producer
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
+from jobs.producer import Producer
 from jobs.records import JobRecords
 from modes.registry import ModesRegistry
 from modes.watch import reload_on_sighup, watch_file
 from storage import open_store
+
+
+def make_producer() -> Producer:
+    """A producer-only Celery app: the API sends tasks by name."""
+    app = Celery("dreamlab-api")
+    app.config_from_object("celeryconfig")
+    return Producer(app)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -37,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         records=JobRecords(client, settings.job_ttl),
         store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
         registry=registry,
-        producer=Producer(),
+        producer=make_producer(),
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)

@@ -10,10 +10,10 @@ import redis
 from flask import current_app, g, has_request_context
 
 from api.errors import ApiError
-from api.producer import Producer
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
+from jobs.producer import Producer
 from jobs.records import JobRecords, Turn
 from jobs.superres import SuperResOptions
 from modes import Mode, ModesConfig

@@ -76,6 +76,15 @@ redis.call('EXPIRE', KEYS[3], ARGV[6])
 return 1
 """
 
+# The lease holder moves the job on to its next stage: the stage's message is pushed as the lease is given up.
+_HAND_OFF = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'stage', ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('LPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
 # A job nobody is working on (queued, or running with no live lease: between the generation and its
 # super-resolution stage, or its worker died) ends canceled at once; a job a worker holds is flagged
 # for the worker to stop at its next step.
@@ -135,6 +144,7 @@ class JobRecords:
         self._progress = client.register_script(_PROGRESS)
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
+        self._hand_off = client.register_script(_HAND_OFF)
 
     def create(
         self,
@@ -187,7 +197,7 @@ class JobRecords:
         """Take the job's lease as ``token`` and mark it running (leaving ``waiting``), in one atomic step.
 
         A claim for a ``stage`` (``generate``) finds the job ENDED once it moved on to
-        another stage (hand_off sets ``superres``). Returns CLAIMED, ENDED (the job, or
+        another stage (hand_off moves it to ``superres``). Returns CLAIMED, ENDED (the job, or
         its stage, already ended), GONE (its record expired) or HELD (another worker
         holds the lease).
         """
@@ -234,9 +244,15 @@ class JobRecords:
             )
         )
 
-    def move_to_stage(self, job_id: str, stage: str) -> None:
-        """Mark the job as handed on to ``stage``: deliveries of its earlier stage no longer run it."""
-        self._redis.hset(job_key(job_id), "stage", stage)
+    def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
+        """Move the job on to ``stage`` in one atomic step: mark the stage (deliveries of its earlier
+        stage no longer run it), give up the lease ``token`` holds and push the stage's ``message``.
+        False when the lease was lost: another worker owns the job."""
+        return bool(
+            self._hand_off(
+                keys=[job_key(job_id), lease_key(job_id), message.queue], args=[token, stage, message.envelope]
+            )
+        )
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self._redis.hexists(job_key(job_id), "cancel_requested"))

@@ -84,12 +84,21 @@ class Lease:
 
     def release(self) -> None:
         """Stop renewing and give the lease up; a second call does nothing."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join()
+        self._stop_renewing()
         if not self._released:
             self._release(keys=[lease_key(self.job_id)], args=[self.token])
             self._released = True
+
+    def give_up(self, write: Callable[[str], bool]) -> bool:
+        """Stop renewing and run ``write``, a script that deletes the lease as it moves the job on, with the token."""
+        self._stop_renewing()
+        self._released = True
+        return write(self.token)
+
+    def _stop_renewing(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
 
     def _keep_alive(self) -> None:
         interval = self._ttl_ms / 3000

@@ -92,8 +92,7 @@ class JobRunner:
             if not lead.superres:
                 return result
             result["run_seconds"] = round(time.perf_counter() - began, 4)
-            self.records.move_to_stage(lead.job_id, "superres")
-            hand_off(lead, lease, result)  # the SR worker completes the job
+            hand_off(lead, lease, result, self.records)  # the SR worker completes the job
             return None
 
         return self._run(lead.job_id, f"mode {lead.mode.name!r}", worker, lease, work)

@@ -1,4 +1,4 @@
-"""The API's task messages (api/producer.py) against what kombu itself publishes, on a real Redis."""
+"""Our task messages (jobs/producer.py) against what kombu itself publishes, on a real Redis."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import json
 
 from celery import Celery
 
-from api.producer import Producer
+from api import make_producer
 
 
 def test_the_envelope_matches_kombus_own(redis_server):
     payload = {"job_id": "j1", "params": {"prompt": "a cat"}}
-    ours = json.loads(Producer().message("dreamlab.generate", payload, "gen.torch.demo", "j1").envelope)
+    ours = json.loads(make_producer().message("dreamlab.generate", payload, "gen.torch.demo", "j1").envelope)
     reference = Celery("reference", broker=redis_server.url)
     reference.config_from_object("celeryconfig")
     reference.conf.broker_url = redis_server.url

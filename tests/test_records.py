@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from jobs.records import CLAIMED, ENDED, GONE, HELD, JobRecords
+from jobs.records import CLAIMED, ENDED, GONE, HELD, JobRecords, QueuedMessage
 
 
 @pytest.fixture
@@ -82,7 +82,11 @@ def test_a_job_handed_to_its_next_stage_is_not_run_again_by_its_first(redis_serv
     job_id = str(uuid.uuid4())
     records.create(job_id, "generate", "m", {}, ["q"], 10)
     assert records.claim(job_id, "A", "w", lease_ttl=30, stage="generate") == CLAIMED
-    records.move_to_stage(job_id, "superres")
-    redis_server.client().delete(f"dl:lease:{job_id}")  # the generation worker released its lease
+    stage_message = QueuedMessage("superres", "the SR stage's message")
+    assert not records.hand_off(job_id, "not-the-holder", "superres", stage_message)
+    assert records.hand_off(job_id, "A", "superres", stage_message)
+    client = redis_server.client()
+    assert client.lrange("superres", 0, -1) == [b"the SR stage's message"]
+    assert not client.exists(f"dl:lease:{job_id}"), "the hand-off gave the lease up"
     assert records.claim(job_id, "B", "w", lease_ttl=30, stage="generate") == ENDED
     assert records.claim(job_id, "C", "sr", lease_ttl=30) == CLAIMED

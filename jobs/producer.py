@@ -1,10 +1,11 @@
-"""Celery task messages the API enqueues itself, in the same atomic step that admits the job.
+"""Celery task messages pushed by our own Lua scripts, in the same atomic step as the record changes.
 
-The API never imports tasks/: it names tasks by string.  Celery builds the task message
-(``as_task_v2``) and kombu's serializer its body; this module wraps them in the envelope
-that kombu's Redis transport keeps in a queue's list, so that the admit script
-(jobs/records.py) pushes it together with the job's record: a job is never recorded
-without its message, nor its message sent without the record.  tests/test_producer.py
+Celery builds the task message (``as_task_v2``) and kombu's serializer its body; this
+module wraps them in the envelope that kombu's Redis transport keeps in a queue's list.
+The API's admit script (jobs/records.py) pushes a job's message with its record, so a job
+is never recorded without its message, nor its message sent without the record; the
+hand-off to super-resolution pushes the SR stage as it gives up the generation's lease.
+The API names tasks by string and never imports tasks/.  tests/test_producer.py
 compares the envelope with one that kombu publishes itself, so a Celery or kombu upgrade
 that changes the format fails a test, not a job.
 """
@@ -24,11 +25,10 @@ from jobs.records import QueuedMessage
 
 
 class Producer:
-    """Builds the messages of tasks sent by name to the workers' queues."""
+    """Builds the messages of tasks sent by name to the workers' queues, as ``app`` would send them."""
 
-    def __init__(self) -> None:
-        self._app = Celery("dreamlab-api")
-        self._app.config_from_object("celeryconfig")
+    def __init__(self, app: Celery) -> None:
+        self._app = app
         self._origin = anon_nodename()
 
     def message(self, task: str, payload: dict[str, Any], queue: str, task_id: str) -> QueuedMessage:
