@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from jobs.records import STEP_CANCELED, JobRecords
+from tasks.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,10 @@ def check_canceled(records: JobRecords, job_id: str) -> None:
         raise JobCanceled("canceled on request before this worker started it")
 
 
-def end_canceled(records: JobRecords, job_id: str, token: str, stopped: JobCanceled) -> str:
-    """End the job ``canceled`` under the lease ``token``; returns what happened, as the task's result."""
-    if records.end_canceled(job_id, token, str(stopped)):
-        log.info("job %s: %s", job_id, stopped)
+def end_canceled(records: JobRecords, lease: Lease, stopped: JobCanceled) -> str:
+    """End the job ``canceled`` under its ``lease``; returns what happened, as the task's result."""
+    if lease.end(records.end_canceled, str(stopped)):
+        log.info("job %s: %s", lease.job_id, stopped)
         return "canceled"
-    log.warning("job %s: stopped on a cancel request but lost its lease; another worker owns the job", job_id)
+    log.warning("job %s: stopped on a cancel request but lost its lease; another worker owns the job", lease.job_id)
     return "superseded"

@@ -148,10 +148,10 @@ class JobRunner:
                 check_canceled(self.records, job_id)
                 result = work(lease)
             except JobCanceled as exc:
-                return end_canceled(self.records, job_id, lease.token, exc)
+                return end_canceled(self.records, lease, exc)
             except Exception as exc:
                 log.exception("job %s: %s failed", job_id, what)
-                self.records.fail(job_id, lease.token, failure_message(what, exc))
+                lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
             finally:
                 self.current_job = None
@@ -160,7 +160,7 @@ class JobRunner:
             if result is None:
                 return "handed off"
             result["run_seconds"] = round(time.perf_counter() - began, 4)
-            if self.records.succeed(job_id, lease.token, result):
+            if lease.end(self.records.succeed, result):
                 log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
                 return "succeeded"
             log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
@@ -202,8 +202,8 @@ class JobRunner:
                 images = self.backend.generate_batch([job for job, _ in members], on_step)
             except Exception as exc:
                 log.exception("job %s: batch of %s failed", lead.job_id, what)
-                for job, lease in members:
-                    self.records.fail(job.job_id, lease.token, failure_message(what, exc))
+                for _, lease in members:
+                    lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
             finally:
                 self.current_job = None
@@ -212,10 +212,10 @@ class JobRunner:
             seconds = round(time.perf_counter() - began, 4)
             for (job, lease), generated in zip(members, images, strict=True):
                 if job.job_id in stopped:
-                    end_canceled(self.records, job.job_id, lease.token, stopped[job.job_id])
+                    end_canceled(self.records, lease, stopped[job.job_id])
                     continue
                 result = {**self._store(job, generated), "run_seconds": seconds, "batch": len(members)}
-                if not self.records.succeed(job.job_id, lease.token, result):
+                if not lease.end(self.records.succeed, result):
                     log.warning("job %s: finished but lost its lease; another worker owns the result", job.job_id)
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
             return "succeeded"

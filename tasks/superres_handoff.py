@@ -35,7 +35,7 @@ def hand_off(job: GenerateJob, lease: Lease, result: dict[str, Any], records: Jo
         base_result={k: v for k, v in result.items() if k != "key"},
     )
     message = _producer.message(SUPERRES_TASK, stage.to_dict(), SUPERRES_QUEUE, str(uuid.uuid4()))
-    if not lease.give_up(lambda token: records.hand_off(job.job_id, token, SUPERRES_STAGE, message)):
+    if not lease.end(records.hand_off, SUPERRES_STAGE, message):
         log.warning("job %s: generated but lost its lease; another worker owns the job", job.job_id)
         return SUPERSEDED
     log.info("job %s: generated in %.2fs; handed to the superres queue", job.job_id, result["run_seconds"])

@@ -102,10 +102,10 @@ class SuperResRunner:
             key = output_key(job_id, options.out_format)
             self.store.put(key, encode(out, options.out_format, options.quality, text), FORMATS[options.out_format])
         except JobCanceled as exc:
-            return end_canceled(self.records, job_id, lease.token, exc)
+            return end_canceled(self.records, lease, exc)
         except ImageRejected as exc:
             log.warning("job %s: input refused: %s", job_id, exc)
-            self.records.fail(job_id, lease.token, f"super-resolution refused the input: {exc}")
+            lease.end(self.records.fail, f"super-resolution refused the input: {exc}")
             return "failed"
         except Exception as exc:
             log.exception("job %s: super-resolution failed", job_id)
@@ -113,10 +113,10 @@ class SuperResRunner:
                 f"super-resolution failed on worker with engine {self.engine.name!r}: {type(exc).__name__}: {exc}. "
                 "Submit the job again; if it fails again, check the SR worker's log."
             )
-            self.records.fail(job_id, lease.token, message)
+            lease.end(self.records.fail, message)
             return "failed"
         result = self._result(job, key, image.size, out.size, time.perf_counter() - began)
-        if self.records.succeed(job_id, lease.token, result):
+        if lease.end(self.records.succeed, result):
             log.info("job %s: super-resolution succeeded in %.2fs", job_id, time.perf_counter() - began)
             return "succeeded"
         log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
