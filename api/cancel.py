@@ -27,7 +27,7 @@ def cancel(job_id: str):
     """200 and the canceled record when no worker held the job; 202 when its worker stops at the next step."""
     svc = services()
     before = load_record(job_id)  # 404 for bad or unknown IDs
-    outcome = svc.records.cancel(job_id, svc.waiting_key(before))
+    outcome = svc.records.cancel(job_id, before.get("waiting"))  # the waiting set it joined, if any
     records = svc.records
     record = records.get(job_id)
     if outcome == GONE or record is None:

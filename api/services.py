@@ -52,13 +52,6 @@ class Services:
             pipe.zcard(waiting_key(m.backend, m.name))
         return dict(zip(modes.modes, pipe.execute(), strict=True))
 
-    def waiting_key(self, record: dict[str, Any]) -> str | None:
-        """The waiting set a generation or switch job joined when queued (None for other kinds)."""
-        mode = self.modes.modes.get(record.get("mode", ""))
-        if record.get("kind") not in ("generate", "switch") or mode is None:
-            return None
-        return waiting_key(mode.backend, mode.name)
-
     def submit_generation(
         self,
         mode: Mode,

@@ -78,6 +78,13 @@ class Client:
             raise RuntimeError(f"POST /generate answered {response.status}")
         return elapsed
 
+    def healthz(self) -> float:
+        """One ``GET /healthz``: the HTTP round trip alone, the floor under any job's latency."""
+        began = time.perf_counter()
+        self._conn.request("GET", "/healthz")
+        self._conn.getresponse().read()
+        return time.perf_counter() - began
+
     def _post(self, payload: str) -> http.client.HTTPResponse:
         self._conn.request("POST", "/generate", payload, {"Content-Type": "application/json"})
         response = self._conn.getresponse()
@@ -103,6 +110,7 @@ def p1(workdir: Path, jobs: int) -> dict[str, float]:
             client.generate(body)
             raw_app.send_task("bench.noop").get(timeout=60)
         ours = [client.generate(body) for _ in range(jobs)]
+        http_only = [client.healthz() for _ in range(jobs)]
         raw = []
         for _ in range(jobs):
             began = time.perf_counter()
@@ -116,6 +124,7 @@ def p1(workdir: Path, jobs: int) -> dict[str, float]:
         "ours_p95": percentile(ours, 0.95),
         "raw_p50": percentile(raw, 0.5),
         "raw_p95": percentile(raw, 0.95),
+        "http_p50": percentile(http_only, 0.5),
     }
 
 
@@ -204,6 +213,8 @@ def main() -> None:
         print(f"   raw apply_async().get(): p50 {r['raw_p50'] * 1e3:.2f} ms  p95 {r['raw_p95'] * 1e3:.2f} ms")
         p50, p95 = r["ours_p50"] / r["raw_p50"], r["ours_p95"] / r["raw_p95"]
         print(f"   ratio p50 {p50:.2f}x  p95 {p95:.2f}x  (target <= 1.5x)")
+        floor = (r["raw_p50"] + r["http_p50"]) / r["raw_p50"]
+        print(f"   GET /healthz p50 {r['http_p50'] * 1e3:.2f} ms: the HTTP hop alone puts the floor at {floor:.2f}x")
         if not args.skip_p2:
             r = p2(Path(tmp), args.p2_runs)
             print(f"P2 full-size SD1.5 (random weights), 256x256, 4 LCM steps, median of {args.p2_runs} alternating")

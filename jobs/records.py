@@ -175,7 +175,7 @@ class JobRecords:
             "created_at": now_iso(),
             "attempts": 0,
             "completions": 0,
-            **({"payload": turn.payload} if turn else {}),
+            **({"waiting": turn.waiting, "payload": turn.payload} if turn else {}),
         }
         fields = [item for pair in _encode(record).items() for item in pair]
         offset = repr(turn.head_start) if turn else ""

@@ -179,11 +179,11 @@ class Router:
             if int(expires) >= now * 1000:
                 servers[mode] = servers.get(mode, 0) + 1
                 idle[mode] = idle.get(mode, 0) + (state == "idle")
+        rows = [per_mode[3 * i : 3 * i + 3] for i in range(len(modes))]
+        stale = self._stale_oldest(modes, [oldest for oldest, _, _ in rows])
         backlogs = {}
-        for i, mode in enumerate(modes):
-            oldest, count, queued = per_mode[3 * i : 3 * i + 3]
-            if oldest and self._redis.hget(job_key(oldest[0][0].decode()), "status") != b"queued":
-                self._redis.zrem(waiting_key(self.serves, mode), oldest[0][0])  # expired, or canceled meanwhile
+        for mode, (oldest, count, queued) in zip(modes, rows, strict=True):
+            if mode in stale:
                 oldest, count = [], count - 1
             waiting = max(count, queued)
             backlogs[mode] = Backlog(
@@ -192,6 +192,21 @@ class Router:
                 unserved_for=self._unserved_for(mode, waiting > 0 and not servers.get(mode)),
             )
         return backlogs, servers, idle
+
+    def _stale_oldest(self, modes: list[str], oldest: list[list[tuple[bytes, float]]]) -> set[str]:
+        """Modes whose oldest waiting entry is no longer queued (expired, or canceled meanwhile), now
+        removed from their waiting sets; one pipelined read for them all."""
+        firsts = [(mode, first[0][0]) for mode, first in zip(modes, oldest, strict=True) if first]
+        if not firsts:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for _, job_id in firsts:
+            pipe.hget(job_key(job_id.decode()), "status")
+        statuses = pipe.execute()
+        stale = [first for first, status in zip(firsts, statuses, strict=True) if status != b"queued"]
+        for mode, job_id in stale:
+            self._redis.zrem(waiting_key(self.serves, mode), job_id)
+        return {mode for mode, _ in stale}
 
     def _unserved_for(self, mode: str, unserved: bool) -> float:
         if not unserved:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import redis
@@ -141,30 +141,24 @@ class JobRunner:
         """
         with lease:
             log.info("job %s: running %s on %s", job_id, what, worker)
-            self.current_job = job_id
-            loaded = self.backend.loaded_mode
             began = time.perf_counter()
             try:
-                check_canceled(self.records, job_id)
-                result = work(lease)
+                with self._busy(job_id):
+                    check_canceled(self.records, job_id)
+                    result = work(lease)
             except JobCanceled as exc:
                 return end_canceled(self.records, lease, exc)
             except Exception as exc:
                 log.exception("job %s: %s failed", job_id, what)
                 lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
-            finally:
-                self.current_job = None
-                if self.backend.loaded_mode != loaded:
-                    self.switches += 1
             if result is None:
                 return "handed off"
             result["run_seconds"] = round(time.perf_counter() - began, 4)
-            if lease.end(self.records.succeed, result):
-                log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
-                return "succeeded"
-            log.warning("job %s: finished but lost its lease; another worker owns the result", job_id)
-            return "superseded"
+            if not self._succeed(lease, result):
+                return "superseded"
+            log.info("job %s: succeeded in %.2fs", job_id, result["run_seconds"])
+            return "succeeded"
 
     def _run_batch(self, members: list[tuple[GenerateJob, Lease]], worker: str) -> str:
         """Compatible txt2img jobs in one pipeline call, each ending on its own lease.
@@ -195,30 +189,41 @@ class JobRunner:
                         except JobCanceled as exc:
                             stopped[job_id] = exc
 
-            self.current_job = lead.job_id
-            loaded = self.backend.loaded_mode
             began = time.perf_counter()
             try:
-                images = self.backend.generate_batch([job for job, _ in members], on_step)
+                with self._busy(lead.job_id):
+                    images = self.backend.generate_batch([job for job, _ in members], on_step)
             except Exception as exc:
                 log.exception("job %s: batch of %s failed", lead.job_id, what)
                 for _, lease in members:
                     lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
-            finally:
-                self.current_job = None
-                if self.backend.loaded_mode != loaded:
-                    self.switches += 1
             seconds = round(time.perf_counter() - began, 4)
             for (job, lease), generated in zip(members, images, strict=True):
                 if job.job_id in stopped:
                     end_canceled(self.records, lease, stopped[job.job_id])
                     continue
-                result = {**self._store(job, generated), "run_seconds": seconds, "batch": len(members)}
-                if not lease.end(self.records.succeed, result):
-                    log.warning("job %s: finished but lost its lease; another worker owns the result", job.job_id)
+                self._succeed(lease, {**self._store(job, generated), "run_seconds": seconds, "batch": len(members)})
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
             return "succeeded"
+
+    @contextmanager
+    def _busy(self, job_id: str) -> Iterator[None]:
+        """Report ``job_id`` as this worker's job while it runs; count a switch when it loaded another mode."""
+        self.current_job = job_id
+        loaded = self.backend.loaded_mode
+        try:
+            yield
+        finally:
+            self.current_job = None
+            if self.backend.loaded_mode != loaded:
+                self.switches += 1
+
+    def _succeed(self, lease: Lease, result: dict[str, Any]) -> bool:
+        if lease.end(self.records.succeed, result):
+            return True
+        log.warning("job %s: finished but lost its lease; another worker owns the result", lease.job_id)
+        return False
 
     def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
         on_step = step_reporter(self.records, job.job_id, lease.token)

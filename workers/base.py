@@ -41,3 +41,18 @@ class Backend(Protocol):
     def memory_report(self) -> dict[str, Any]:
         """Device memory and what the backend holds, for heartbeats and /api/vram."""
         ...
+
+
+class OneModeBackend:
+    """What a backend that holds one mode at a time reports to the heartbeat and the router:
+    that mode, loaded, and nothing else in memory."""
+
+    def __init__(self) -> None:
+        self._mode: str | None = None
+
+    @property
+    def loaded_mode(self) -> str | None:
+        return self._mode
+
+    def cached_modes(self) -> set[str]:
+        return {self._mode} if self._mode else set()

@@ -11,22 +11,12 @@ from typing import Any
 from PIL import Image
 
 from jobs.messages import GenerateJob, ResolvedMode
-from workers.base import Generated, StepCallback
+from workers.base import Generated, OneModeBackend, StepCallback
 
 
-class NoopBackend:
+class NoopBackend(OneModeBackend):
     name = "noop"
     serves = "torch"  # stands in for the torch pool, to measure overhead
-
-    def __init__(self) -> None:
-        self._mode: str | None = None
-
-    @property
-    def loaded_mode(self) -> str | None:
-        return self._mode
-
-    def cached_modes(self) -> set[str]:
-        return {self._mode} if self._mode else set()
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         self._mode = mode.name

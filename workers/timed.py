@@ -16,29 +16,22 @@ from typing import Any
 from PIL import Image
 
 from jobs.messages import GenerateJob, ResolvedMode
-from workers.base import Generated, StepCallback
+from workers.base import Generated, OneModeBackend, StepCallback
 
 
 def _seconds(name: str) -> float:
     return float(os.environ.get(name, "0"))
 
 
-class TimedBackend:
+class TimedBackend(OneModeBackend):
     name = "timed"
     serves = "torch"  # stands in for the torch pool
 
     def __init__(self) -> None:
-        self._mode: str | None = None
+        super().__init__()
         self._load = _seconds("TIMED_LOAD_SECONDS")
         self._step = _seconds("TIMED_STEP_SECONDS")
         self._decode = _seconds("TIMED_DECODE_SECONDS")
-
-    @property
-    def loaded_mode(self) -> str | None:
-        return self._mode
-
-    def cached_modes(self) -> set[str]:
-        return {self._mode} if self._mode else set()
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         if mode.name == self._mode:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.messages import GenerateJob, ResolvedMode
-from workers.base import Generated, StepCallback
+from workers.base import Generated, OneModeBackend, StepCallback
 from workers.edge.graphs import OnnxGraph
 from workers.edge.model_folder import EdgeModel, open_edge_model
 from workers.edge.pipeline import LcmPipeline
@@ -68,7 +68,7 @@ def _memory_report(device: str, loaded: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class OnnxBackend:
+class OnnxBackend(OneModeBackend):
     """One set of ONNX Runtime sessions, for the model of the last job; one job at a time."""
 
     name = "onnx"
@@ -76,17 +76,10 @@ class OnnxBackend:
     concurrency = 1
 
     def __init__(self) -> None:
+        super().__init__()
         self._pipeline: LcmPipeline | None = None
         self._model_path: str | None = None
         self._model_bytes = 0
-        self._mode: str | None = None
-
-    @property
-    def loaded_mode(self) -> str | None:
-        return self._mode
-
-    def cached_modes(self) -> set[str]:
-        return {self._mode} if self._mode else set()
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         """Open the mode's ONNX graphs unless they are open; return the seconds it took."""
@@ -111,26 +104,19 @@ class OnnxBackend:
         return _memory_report("cpu", loaded if self._model_path else [])
 
 
-class RknnBackend:
+class RknnBackend(OneModeBackend):
     """NUM_WORKERS RKNNLite contexts (one per NPU core), so the worker runs that many jobs at once."""
 
     name = "rknn"
     serves = "rknn"
 
     def __init__(self, num_workers: int, use_context_cfgs: bool) -> None:
+        super().__init__()
         if STANDIN:
             log.warning("rknnlite is not installed: RKNN graphs run on the x86 stand-in (ONNX Runtime)")
         self.contexts = RknnContexts(num_workers, use_context_cfgs)
         self.concurrency = num_workers
-        self._mode: str | None = None
         atexit.register(self.close)
-
-    @property
-    def loaded_mode(self) -> str | None:
-        return self._mode
-
-    def cached_modes(self) -> set[str]:
-        return {self._mode} if self._mode else set()
 
     def prepare(self, mode: ResolvedMode, job_id: str) -> float:
         """Load the mode's RKNN graphs into every context (once their running jobs end); return the seconds it took."""
