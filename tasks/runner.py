@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -48,7 +49,8 @@ class JobRunner:
         self.store = store
         self.backend = backend
         self.lease_ttl = lease_ttl
-        self.current_job: str | None = None
+        self._running: list[str] = []  # several at once under the threads pool (rknn NUM_WORKERS)
+        self._running_lock = threading.Lock()
         self.switches = 0  # how often a job found another mode loaded: the router's cost
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
 
@@ -207,15 +209,23 @@ class JobRunner:
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
             return "succeeded"
 
+    @property
+    def current_job(self) -> str | None:
+        """The jobs this worker runs now, comma-separated; None when idle."""
+        with self._running_lock:
+            return ", ".join(self._running) or None
+
     @contextmanager
     def _busy(self, job_id: str) -> Iterator[None]:
-        """Report ``job_id`` as this worker's job while it runs; count a switch when it loaded another mode."""
-        self.current_job = job_id
+        """Report ``job_id`` as running here while it runs; count a switch when it loaded another mode."""
+        with self._running_lock:
+            self._running.append(job_id)
         loaded = self.backend.loaded_mode
         try:
             yield
         finally:
-            self.current_job = None
+            with self._running_lock:
+                self._running.remove(job_id)
             if self.backend.loaded_mode != loaded:
                 self.switches += 1
 
