@@ -112,7 +112,7 @@ STEP_CANCELED = 2  # what progress() returns when the job should stop
 
 @dataclass(frozen=True)
 class QueuedMessage:
-    """A Celery task message as kombu's Redis transport keeps it (api/producer.py), and the
+    """A Celery task message as kombu's Redis transport keeps it (jobs/producer.py), and the
     list it goes on, for the admit step to push along with the record."""
 
     queue: str

@@ -88,14 +88,13 @@ class JobRunner:
         if len(members) > 1:
             return self._run_batch(members, worker)
 
-        def work(lease: Lease) -> dict[str, Any] | None:
+        def work(lease: Lease) -> dict[str, Any] | str:
             began = time.perf_counter()
             result = self._generate(lead, lease)
             if not lead.superres:
                 return result
             result["run_seconds"] = round(time.perf_counter() - began, 4)
-            hand_off(lead, lease, result, self.records)  # the SR worker completes the job
-            return None
+            return hand_off(lead, lease, result, self.records)  # the SR worker completes the job
 
         return self._run(lead.job_id, f"mode {lead.mode.name!r}", worker, lease, work)
 
@@ -135,11 +134,12 @@ class JobRunner:
         what: str,
         worker: str,
         lease: Lease,
-        work: Callable[[Lease], dict[str, Any] | None],
+        work: Callable[[Lease], dict[str, Any] | str],
     ) -> str:
         """Run ``work`` under the claimed ``lease`` and end the job; return what happened.
 
-        ``work`` returns the job's result, or None when it handed the job on to another stage.
+        ``work`` returns the job's result, or what happened when it handed the job on to
+        another stage (tasks/superres_handoff.py), which then ends it.
         """
         with lease:
             log.info("job %s: running %s on %s", job_id, what, worker)
@@ -154,8 +154,8 @@ class JobRunner:
                 log.exception("job %s: %s failed", job_id, what)
                 lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
-            if result is None:
-                return "handed off"
+            if isinstance(result, str):
+                return result
             result["run_seconds"] = round(time.perf_counter() - began, 4)
             if not self._succeed(lease, result):
                 return "superseded"

@@ -27,7 +27,8 @@ _producer = Producer(app)
 
 
 def hand_off(job: GenerateJob, lease: Lease, result: dict[str, Any], records: JobRecords) -> str:
-    """Send the SR stage of ``job`` whose image is stored; ``result`` is the generation's result."""
+    """Send the SR stage of ``job`` whose image is stored; ``result`` is the generation's result.
+    Returns what happened: handed off, or superseded when the lease was no longer ours."""
     stage = SuperResJob(
         job_id=job.job_id,
         input_key=generated_key(job.job_id),
