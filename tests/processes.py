@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_GUARD = Path(__file__).resolve().parent / "offline_guard"
 
 
+def guarded_pythonpath() -> str:
+    """PYTHONPATH with the offline guard first (once), for a child process's environment."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(OFFLINE_GUARD)]
+    return os.pathsep.join([str(OFFLINE_GUARD), *rest])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -226,7 +232,7 @@ def stack_env(redis_url: str, modes_file: Path, store: Path, **overrides: str) -
         ROUTER_INTERVAL="0.2",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(OFFLINE_GUARD), os.environ.get("PYTHONPATH")])),
+        PYTHONPATH=guarded_pythonpath(),
     )
     env.update(overrides)
     return env
