@@ -49,6 +49,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
 class RedisServer:
     url: str
     process: subprocess.Popen
+    argv: list[str]
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
@@ -57,37 +58,39 @@ class RedisServer:
         self.process.terminate()
         self.process.wait(timeout=10)
 
+    def start(self) -> None:
+        """Start the server (again) on the same port and password, empty; return once it answers PING."""
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL)
+
+        def ready() -> bool:
+            try:
+                return self.client().ping()
+            except redis.ConnectionError:
+                return False
+
+        wait_for(ready, 10, "redis-server to answer PING")
+
 
 def start_redis(workdir: Path) -> RedisServer:
     port, password = free_port(), secrets.token_hex(8)
     workdir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            find_redis_server(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    server = RedisServer(f"redis://:{password}@127.0.0.1:{port}/0", process)
-
-    def ready() -> bool:
-        try:
-            return server.client().ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(ready, 10, "redis-server to answer PING")
+    argv = [
+        find_redis_server(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--requirepass",
+        password,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
+    server = RedisServer(f"redis://:{password}@127.0.0.1:{port}/0", None, argv)
+    server.start()
     return server
 
 
