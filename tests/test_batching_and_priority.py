@@ -127,3 +127,32 @@ def test_a_worker_killed_mid_batch_loses_no_job(make_stack):
         assert poll(base, job["id"], timeout=300)["status"] == "succeeded"
         stored = records.get(job["id"])
         assert stored["completions"] == 1 and stored["attempts"] == 2
+
+
+def test_cancelling_one_member_of_a_running_batch_leaves_the_others_undisturbed(make_stack):
+    stack = make_stack(BATCH_MAX="4")
+    base = stack.start_api()
+    records = records_of(stack)
+    jobs = [
+        submit(base, mode="slow", prompt=f"bird {i}", num_inference_steps=150, size="64x64", seed=i) for i in range(3)
+    ]
+    stack.start_worker()  # all three wait already: its first delivery takes them as one batch
+
+    def batch_under_way() -> bool:
+        states = [records.get(job["id"]) for job in jobs]
+        return all(s["status"] == "running" and (s["progress"] or {}).get("step", 0) >= 2 for s in states)
+
+    wait_for(batch_under_way, 240, "the batch of three to be under way")
+    response = requests.delete(f"{base}/api/jobs/{jobs[1]['id']}", timeout=30)
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True, response.text
+
+    canceled, *others = (poll(base, job["id"], timeout=300) for job in (jobs[1], jobs[0], jobs[2]))
+    assert canceled["status"] == "canceled", canceled
+    assert canceled["error"]["message"].startswith("canceled on request after step ")
+    assert canceled["progress"]["step"] < canceled["progress"]["total"]
+    assert requests.get(f"{base}/api/jobs/{jobs[1]['id']}/result", timeout=30).status_code == 409
+    for record in others:
+        assert record["status"] == "succeeded", record
+        assert record["result"]["batch"] == 3
+        assert record["progress"]["step"] == record["progress"]["total"] == canceled["progress"]["total"]
+        assert requests.get(f"{base}/api/jobs/{record['id']}/result", timeout=30).status_code == 200
