@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import pytest
 
 from jobs.records import CLAIMED, ENDED, GONE, HELD, JobRecords, QueuedMessage
+from tests.processes import wait_for
 
 
 @pytest.fixture
@@ -52,10 +52,10 @@ def test_claim_after_the_end_or_expiry(records, redis_server):
     assert records.claim(job_id, "B", "w", lease_ttl=30) == GONE
 
 
-def test_expired_lease_lets_another_worker_take_over(records):
+def test_expired_lease_lets_another_worker_take_over(records, redis_server):
     job_id = new_job(records)
     assert records.claim(job_id, "A", "worker-a", lease_ttl=0.2) == CLAIMED
-    time.sleep(0.3)
+    wait_for(lambda: not redis_server.client().exists(f"dl:lease:{job_id}"), 30, "the lease to expire")
     assert records.claim(job_id, "B", "worker-b", lease_ttl=30) == CLAIMED
     assert records.get(job_id)["attempts"] == 2
     assert not records.succeed(job_id, "A", {"key": "late"})
