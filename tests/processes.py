@@ -43,6 +43,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
 class RedisServer:
     url: str
     process: subprocess.Popen
+    argv: list[str] = field(default_factory=list)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
@@ -51,37 +52,48 @@ class RedisServer:
         self.process.terminate()
         self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """Stop (a clean shutdown: it writes its append-only file) and start again on the same port."""
+        self.stop()
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL)
+        self.wait_ready()
 
-def start_redis(workdir: Path) -> RedisServer:
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            try:
+                return self.client().ping()
+            except redis.ConnectionError:
+                return False
+
+        wait_for(ready, 10, "redis-server to answer PING")
+
+
+def start_redis(workdir: Path, aof: bool = False) -> RedisServer:
+    """A redis-server on a free loopback port with a password; ``aof``: keep an append-only file, fsynced
+    every write, so that a restart (RedisServer.restart) keeps every acknowledged write."""
     port, password = free_port(), secrets.token_hex(8)
     workdir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            find_redis_server(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
+    argv = [
+        find_redis_server(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--requirepass",
+        password,
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if aof else "no",
+        "--appendfsync",
+        "always",
+        "--dir",
+        str(workdir),
+    ]
+    server = RedisServer(
+        f"redis://:{password}@127.0.0.1:{port}/0", subprocess.Popen(argv, stdout=subprocess.DEVNULL), argv
     )
-    server = RedisServer(f"redis://:{password}@127.0.0.1:{port}/0", process)
-
-    def ready() -> bool:
-        try:
-            return server.client().ping()
-        except redis.ConnectionError:
-            return False
-
-    wait_for(ready, 10, "redis-server to answer PING")
+    server.wait_ready()
     return server
 
 
