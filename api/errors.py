@@ -6,6 +6,7 @@ import logging
 
 import redis
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from storage import StoreError
@@ -27,6 +28,16 @@ def error_body(message: str, field: str | None = None) -> dict:
     if field:
         error["field"] = field
     return {"error": error}
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply to parse answered 400 rather than a RecursionError's 500."""
+
+    def loads(self, s: str | bytes, **kwargs: object) -> object:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ApiError(400, "the JSON body is nested too deeply to parse; send a flat JSON object") from None
 
 
 def register_error_handlers(app: Flask) -> None:
