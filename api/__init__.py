@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.json = JSONProvider(app)
     app.json.sort_keys = False
+    # Refused from the Content-Length alone, before the body is read; uploads set their own cap (api/uploads.py).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_json_bytes
     client = redis.Redis.from_url(settings.redis_url)
     registry = ModesRegistry(client, settings.modes_file)
     reloaded = registry.reload()

@@ -7,7 +7,7 @@ import logging
 import redis
 from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from storage import StoreError
 
@@ -44,6 +44,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return jsonify(error_body(exc.message, exc.field)), exc.status, exc.headers
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify(error_body(f"the request body is larger than MAX_JSON_BYTES={limit} bytes")), 413
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
