@@ -26,6 +26,7 @@ run: demo-model
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m scripts.check_no_timing_asserts tests
 
 test: lint
 	$(PY) -m pytest

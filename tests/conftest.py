@@ -11,11 +11,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.processes import FAKE_AWS_ENV, OFFLINE_GUARD, ROOT, Stack, stack_env, start_moto, start_redis
+from tests.processes import (
+    FAKE_AWS_ENV,
+    OFFLINE_GUARD,
+    ROOT,
+    Stack,
+    guarded_pythonpath,
+    stack_env,
+    start_moto,
+    start_redis,
+)
 
-# The test process too: no hub, and no host beyond loopback.
+# The test process too: no hub, and no host beyond loopback.  Every child that inherits the
+# environment (CLI runs, export commands, probes) gets the guard through PYTHONPATH.
 os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
 runpy.run_path(str(OFFLINE_GUARD / "sitecustomize.py"))
+os.environ["PYTHONPATH"] = guarded_pythonpath()
 # One torch thread in pytest and every process it starts (they inherit the environment): on a
 # shared, oversubscribed machine two OpenMP threads made a tiny 4-step job 40x slower (23 s, not
 # 0.6 s) as each op waits for both threads to be scheduled.  Set OMP_NUM_THREADS to override.

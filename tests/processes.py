@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_GUARD = Path(__file__).resolve().parent / "offline_guard"
 
 
+def guarded_pythonpath() -> str:
+    """PYTHONPATH with the offline guard first (once), for a child process's environment."""
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(OFFLINE_GUARD)]
+    return os.pathsep.join([str(OFFLINE_GUARD), *rest])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -42,8 +48,8 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
 @dataclass
 class RedisServer:
     url: str
-    process: subprocess.Popen
-    argv: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None  # None until start()
+    argv: list[str]
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
@@ -52,13 +58,10 @@ class RedisServer:
         self.process.terminate()
         self.process.wait(timeout=10)
 
-    def restart(self) -> None:
-        """Stop (a clean shutdown: it writes its append-only file) and start again on the same port."""
-        self.stop()
+    def start(self) -> None:
+        """Start the server (again) on the same port and password; return once it answers PING."""
         self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL)
-        self.wait_ready()
 
-    def wait_ready(self) -> None:
         def ready() -> bool:
             try:
                 return self.client().ping()
@@ -66,6 +69,11 @@ class RedisServer:
                 return False
 
         wait_for(ready, 10, "redis-server to answer PING")
+
+    def restart(self) -> None:
+        """Stop (a clean shutdown: it writes any append-only file) and start again on the same port."""
+        self.stop()
+        self.start()
 
 
 def start_redis(workdir: Path, aof: bool = False) -> RedisServer:
@@ -90,10 +98,8 @@ def start_redis(workdir: Path, aof: bool = False) -> RedisServer:
         "--dir",
         str(workdir),
     ]
-    server = RedisServer(
-        f"redis://:{password}@127.0.0.1:{port}/0", subprocess.Popen(argv, stdout=subprocess.DEVNULL), argv
-    )
-    server.wait_ready()
+    server = RedisServer(f"redis://:{password}@127.0.0.1:{port}/0", None, argv)
+    server.start()
     return server
 
 
@@ -111,7 +117,7 @@ class MotoServer:
     """moto's S3 API on loopback: a real S3 endpoint for the S3 store."""
 
     url: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None  # None until start()
 
     def client(self):
         import boto3
@@ -238,7 +244,7 @@ def stack_env(redis_url: str, modes_file: Path, store: Path, **overrides: str) -
         ROUTER_INTERVAL="0.2",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(OFFLINE_GUARD), os.environ.get("PYTHONPATH")])),
+        PYTHONPATH=guarded_pythonpath(),
     )
     env.update(overrides)
     return env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.processes import ROOT
+from tests.processes import ROOT, guarded_pythonpath
 
 PROBE = """
 import sys
@@ -19,6 +19,11 @@ print(heavy)
 
 
 def test_api_never_imports_torch(redis_server, modes_file):
-    env = {"REDIS_URL": redis_server.url, "MODES_FILE": str(modes_file), "PATH": "/usr/bin:/bin"}
+    env = {
+        "REDIS_URL": redis_server.url,
+        "MODES_FILE": str(modes_file),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": guarded_pythonpath(),
+    }
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stderr

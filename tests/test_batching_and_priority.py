@@ -5,7 +5,6 @@ starves; a worker killed mid-batch loses no job."""
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import redis
@@ -68,20 +67,28 @@ def test_compatible_waiting_jobs_run_as_one_batch_each_with_its_own_result(make_
 
 
 def test_a_higher_priority_goes_first_and_waiting_ages(make_stack):
-    stack = make_stack(BATCH_MAX="1", PRIORITY_AGING="0.5")
+    """Priority p starts p x PRIORITY_AGING seconds ahead; a job that has waited longer than that
+    head start goes first.  The jobs queue behind a blocker that runs until the test cancels it,
+    and the old job's wait is written into its score, so the order owes nothing to timing."""
+    stack = make_stack(BATCH_MAX="1", PRIORITY_AGING="1000")
     stack.start_worker()
     base = stack.start_api()
     records = records_of(stack)
-    first = blocker(base, steps=150, size="256x256")
+    first = blocker(base, steps=150, size="512x512")
     wait_running(records, first["id"])
     old = submit(base, mode="slow", prompt="old", num_inference_steps=2, size="64x64", seed=1)
-    time.sleep(1.5)  # old has waited 1.5 s: more than priority 1's 0.5 s head start, less than priority 5's 2.5 s
     normal = submit(base, mode="slow", prompt="normal", num_inference_steps=2, size="64x64", seed=2)
     urgent = submit(base, mode="slow", prompt="urgent", num_inference_steps=2, size="64x64", seed=3, priority=5)
     higher = submit(base, mode="slow", prompt="higher", num_inference_steps=2, size="64x64", seed=4, priority=1)
-    assert records.get(first["id"])["status"] == "running", "the blocker must outlast the submissions"
+    # old has waited 1,500 s: more than priority 1's 1,000 s head start, less than priority 5's 5,000 s.
+    waiting = records.get(old["id"])["waiting"]
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    assert client.zincrby(waiting, -1500, old["id"]) is not None
+    assert records.get(first["id"])["status"] == "running", "the blocker runs until it is canceled"
+    assert requests.delete(f"{base}/api/jobs/{first['id']}", timeout=30).status_code in (200, 202)
 
-    for job in (first, old, normal, urgent, higher):
+    assert poll(base, first["id"], timeout=240)["status"] == "canceled"
+    for job in (old, normal, urgent, higher):
         assert poll(base, job["id"], timeout=240)["status"] == "succeeded"
     order = sorted(
         (records.get(j["id"])["started_at"], name)
@@ -120,3 +127,32 @@ def test_a_worker_killed_mid_batch_loses_no_job(make_stack):
         assert poll(base, job["id"], timeout=300)["status"] == "succeeded"
         stored = records.get(job["id"])
         assert stored["completions"] == 1 and stored["attempts"] == 2
+
+
+def test_cancelling_one_member_of_a_running_batch_leaves_the_others_undisturbed(make_stack):
+    stack = make_stack(BATCH_MAX="4")
+    base = stack.start_api()
+    records = records_of(stack)
+    jobs = [
+        submit(base, mode="slow", prompt=f"bird {i}", num_inference_steps=150, size="64x64", seed=i) for i in range(3)
+    ]
+    stack.start_worker()  # all three wait already: its first delivery takes them as one batch
+
+    def batch_under_way() -> bool:
+        states = [records.get(job["id"]) for job in jobs]
+        return all(s["status"] == "running" and (s["progress"] or {}).get("step", 0) >= 2 for s in states)
+
+    wait_for(batch_under_way, 240, "the batch of three to be under way")
+    response = requests.delete(f"{base}/api/jobs/{jobs[1]['id']}", timeout=30)
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True, response.text
+
+    canceled, *others = (poll(base, job["id"], timeout=300) for job in (jobs[1], jobs[0], jobs[2]))
+    assert canceled["status"] == "canceled", canceled
+    assert canceled["error"]["message"].startswith("canceled on request after step ")
+    assert canceled["progress"]["step"] < canceled["progress"]["total"]
+    assert requests.get(f"{base}/api/jobs/{jobs[1]['id']}/result", timeout=30).status_code == 409
+    for record in others:
+        assert record["status"] == "succeeded", record
+        assert record["result"]["batch"] == 3
+        assert record["progress"]["step"] == record["progress"]["total"] == canceled["progress"]["total"]
+        assert requests.get(f"{base}/api/jobs/{record['id']}/result", timeout=30).status_code == 200

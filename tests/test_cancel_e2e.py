@@ -165,3 +165,25 @@ def test_superres_jobs_waiting_for_an_sr_worker_cancel_at_once(api_stack):
         wait_for(lambda line=dropped: line in sr_worker.log_path.read_text(), 120, f"{job_id}'s SR delivery dropped")
     assert not (store / upload_key(standalone)).exists(), "the canceled job's upload is removed"
     assert not (store / generated_key(staged["id"])).exists(), "the canceled job's generated image is removed"
+
+
+def test_a_flagged_job_whose_worker_was_killed_is_canceled_by_the_next_worker(make_stack):
+    """The worker dies before it hears the cancel: the job's next delivery ends it canceled, unrun."""
+    stack = make_stack(VISIBILITY_TIMEOUT="4", LEASE_TTL="3")
+    first = stack.start_worker()
+    base = stack.start_api()
+    job = start_long_job(base, "its worker is killed")
+    first.kill()
+    first.wait()
+    response = requests.delete(f"{base}/api/jobs/{job['id']}", timeout=30)
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True, response.text
+
+    second = stack.start_worker()
+    record = poll(base, job["id"], timeout=240)
+    assert record["status"] == "canceled", record
+    assert record["error"]["message"] == "canceled on request before this worker started it"
+    assert record["attempts"] == 2 and not record.get("progress"), "the next worker claimed it and ran no step"
+    assert requests.get(f"{base}/api/jobs/{job['id']}/result", timeout=30).status_code == 409
+    assert f"job {job['id']}: canceled on request before this worker started it" in second.log_path.read_text()
+    after = submit(base, prompt="the next worker goes on", seed=21)
+    assert poll(base, after["id"])["status"] == "succeeded"

@@ -64,4 +64,6 @@ def test_unknown_handlers_and_bad_arguments_are_refused(make_stack):
         response = custom(base, body)
         assert response.status_code == 400, body
         assert response.json()["error"]["field"] == field
-    assert custom(base, {"handler": "echo"}).status_code == 202  # args default to {}
+    response = custom(base, {"handler": "echo"})
+    assert response.status_code == 202
+    assert poll(base, response.json()["id"])["result"]["output"] == {"args": {}}, "args default to {}"

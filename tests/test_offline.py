@@ -17,6 +17,13 @@ def test_this_process_cannot_reach_beyond_loopback():
     assert socket.getaddrinfo("127.0.0.1", 80)
 
 
+def test_a_child_with_the_inherited_environment_cannot_reach_beyond_loopback():
+    """CLI runs, export commands and probes start with pytest's environment: the guard is on their PYTHONPATH."""
+    code = "import socket; socket.getaddrinfo('huggingface.co', 443)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "tests run offline: socket.getaddrinfo to 'huggingface.co' refused" in result.stderr
+
+
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 

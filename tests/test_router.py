@@ -5,7 +5,6 @@ tests/test_router_e2e.py.)"""
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 
 import pytest
@@ -16,6 +15,7 @@ from jobs.keys import generation_queue, waiting_key
 from jobs.records import CLAIMED, JobRecords, Turn
 from modes.registry import ModesRegistry
 from tasks.router import Router
+from tests.processes import wait_for
 
 
 @pytest.fixture
@@ -84,21 +84,19 @@ def test_a_message_back_in_the_queue_counts_and_its_mode_starves_without_a_serve
     worker.tick()
     enqueue(client, "a")  # keeps w1 busy on its own mode
     client.lpush(generation_queue("torch", "c"), b"a redelivered message")
-    assert worker.tick() is None, "not starving yet"
-    time.sleep(0.4)
-    assert worker.tick() == "c"
+    assert worker.tick() is None, "not starving yet"  # the router has seen c unserved for no time at all
+    wait_for(lambda: worker.tick() == "c", 30, "the router to move to the starving mode")
 
 
 def test_a_dead_worker_stops_counting_as_a_server(client, registry):
-    dead = router(client, registry, "dead", lease_ms=300)
+    """A router that stops ticking counts as its mode's server until its lease (here 2 s) runs out."""
+    dead = router(client, registry, "dead", lease_ms=2000)
     dead.tick()
     assert dead.serving == "a"
     alive = router(client, registry, "alive")
     _, servers, idle = alive._snapshot(alive.modes())
     assert servers == {"a": 1} and idle == {"a": 1}
-    time.sleep(0.4)
-    _, servers, _ = alive._snapshot(alive.modes())
-    assert servers == {}
+    wait_for(lambda: alive._snapshot(alive.modes())[1] == {}, 30, "the dead router's entry to lapse")
 
 
 def test_an_expired_record_leaves_the_backlog(client, registry):

@@ -101,3 +101,26 @@ def test_a_dead_workers_mode_is_served_again(make_stack):
     assert records.get(job["id"])["worker"] != running["worker"]
     [survivor] = [name for name in spread if name != running["worker"]]
     assert wait_for(lambda: serving(base, 1), 30, "the survivor")[survivor] == "slow"
+
+
+def test_fifo_runs_one_queue_per_backend_in_arrival_order_loading_each_time_the_mode_changes(make_stack):
+    """ROUTER=fifo: every mode's jobs share gen.<backend>; one worker takes them in the order they came,
+    loading the next job's mode whenever it differs from the loaded one."""
+    stack = make_stack(ROUTER="fifo", BATCH_MAX="1")
+    base = stack.start_api()
+    order = ["demo", "styled", "styled", "demo", "styled"]
+    jobs = [submit(base, mode=mode, prompt=f"job {i}", seed=i) for i, mode in enumerate(order)]
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    assert client.llen("gen.torch") == len(order)
+    assert [key for key in client.scan_iter("gen.torch.*")] == [], "no per-mode queue under fifo"
+
+    stack.start_worker()
+    assert all(poll(base, job["id"])["status"] == "succeeded" for job in jobs)
+    records = records_of(stack)
+    started = sorted((records.get(job["id"])["started_at"], i) for i, job in enumerate(jobs))
+    assert [i for _, i in started] == list(range(len(order))), "arrival order"
+    [beat] = heartbeats(base)
+    assert "gen.torch" in beat["queues"] and not [q for q in beat["queues"] if q.startswith("gen.torch.")]
+    loads = 1 + sum(a != b for a, b in zip(order, order[1:], strict=False))
+    assert loads == 4
+    wait_for(lambda: heartbeats(base)[0]["switches"] == loads, 30, f"the heartbeat to count {loads} mode loads")

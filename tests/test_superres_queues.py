@@ -77,8 +77,8 @@ def test_sr_disabled_answers_503_and_generation_goes_on(make_stack):
     assert requests.post(f"{base}/api/jobs", json={"mode": "npu", "prompt": "p"}, timeout=10).status_code == 202
 
 
-def test_a_burst_of_sr_does_not_stall_generation_nor_the_reverse(make_stack):
-    stack = make_stack()
+def test_a_burst_of_sr_does_not_stall_generation_nor_the_reverse(make_stack, tmp_path):
+    stack = make_stack(CUSTOM_HANDLER_MODULES="tests.handlers.sample")
     stack.start_worker()
     start_superres_worker(stack, processes=2)
     base = stack.start_api()
@@ -92,10 +92,18 @@ def test_a_burst_of_sr_does_not_stall_generation_nor_the_reverse(make_stack):
     waiting = [job_id for job_id in burst if client.hget(f"dl:job:{job_id}", "status") == b"queued"]
     assert waiting, "every SR job had ended before the generation job: the burst was too small to show anything"
 
-    slow = [submit(base, mode="slow", prompt=f"long {i}", num_inference_steps=100) for i in range(2)]
+    # The generation worker is held busy until the test releases it; an SR job completes meanwhile.
+    release = tmp_path / "release"
+    body = {"handler": "hold", "args": {"until": str(release)}}
+    held = requests.post(f"{base}/api/custom", json=body, timeout=30).json()["id"]
+    wait_for(lambda: client.hget(f"dl:job:{held}", "status") == b"running", 120, "the generation worker to be held")
+    queued = submit(base, prompt="behind the held job", seed=4)
     sr = post_superres(base, encoded(picture(20, 20))).json()["id"]
     assert poll(base, sr, timeout=300)["status"] == "succeeded"
-    assert client.hget(f"dl:job:{slow[-1]['id']}", "status") in (b"queued", b"running")
+    assert client.hget(f"dl:job:{held}", "status") == b"running"
+    assert client.hget(f"dl:job:{queued['id']}", "status") == b"queued"
+    release.touch()
+    assert poll(base, held)["status"] == "succeeded" and poll(base, queued["id"])["status"] == "succeeded"
     for job_id in burst:
         assert poll(base, job_id, timeout=300)["status"] == "succeeded"
 

@@ -127,25 +127,35 @@ def test_load_all_puts_the_model_in_every_context_on_its_core(model):
 
 
 def test_load_all_waits_for_the_running_job_then_replaces_its_model(model, tiny_lcm_rknn, tmp_path):
+    """The switch loads only once the job has left its session; the job sees its own model to the end.
+
+    The job stays in its session until the switch starts loading or a deadline passes: a switch
+    that did not wait would load while the job runs and be recorded before the job's end."""
     other = open_edge_model(shutil.copytree(tiny_lcm_rknn, tmp_path / "other"), "rknn")
     contexts = RknnContexts(num_workers=2, use_context_cfgs=True)
-    in_job, job_may_end = threading.Event(), threading.Event()
+    in_job, switch_loading = threading.Event(), threading.Event()
+    events: list[str] = []
+    job_saw: list = []
 
     def job() -> None:
         with contexts.session(model) as pipeline:
             in_job.set()
-            job_may_end.wait()
-            assert pipeline.model.root == model.root
+            switch_loading.wait(timeout=1.0)
+            job_saw.append(pipeline.model.root)
+            events.append("job ends")
+
+    def check(new_model, contexts_to_load: int, held_bytes: int) -> None:
+        events.append("switch loads")
+        switch_loading.set()
 
     runner = threading.Thread(target=job)
     runner.start()
-    in_job.wait()
-    switch = threading.Thread(target=contexts.load_all, args=(other,))
+    assert in_job.wait(timeout=30)
+    switch = threading.Thread(target=contexts.load_all, args=(other, check))
     switch.start()
-    switch.join(0.5)
-    assert switch.is_alive() and contexts.contexts()[0].model_root == model.root
-    job_may_end.set()
     runner.join()
     switch.join()
+    assert events == ["job ends", "switch loads"]
+    assert job_saw == [model.root]
     assert [c.model_root for c in contexts.contexts()] == [other.root, other.root]
     contexts.close()
