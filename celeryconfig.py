@@ -13,6 +13,9 @@ broker_transport_options = {
     # Scan for unacked messages of dead workers every 2 s instead of kombu's ~100 s.
     "unacked_restore_interval": 2,
     "unacked_restore_throttle": 1,
+    # The scan's lock outlives a worker killed (or a Redis restarted) while holding it; kombu's
+    # 300 s default then stalls every redelivery for five minutes. A scan takes milliseconds.
+    "unacked_mutex_expire": 10,
 }
 
 # Job state lives in our own Redis records (jobs/records.py), never in a result backend.

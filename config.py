@@ -78,6 +78,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     store_serve: str = "proxy"
+    max_json_bytes: int = 24 * 1024 * 1024
     s3_presign_seconds: int = 300
 
     @classmethod
@@ -108,6 +109,7 @@ class Settings:
             s3_region=os.environ.get("S3_REGION") or None,
             store_serve=_choice("STORE_SERVE", ("proxy", "redirect")),
             s3_presign_seconds=_presign_seconds(),
+            max_json_bytes=_int("MAX_JSON_BYTES", 24 * 1024 * 1024),
         )
 
 

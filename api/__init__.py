@@ -9,7 +9,7 @@ from celery import Celery
 from flask import Flask
 
 from api import cancel, custom, jobs, legacy, modes, status, superres
-from api.errors import register_error_handlers
+from api.errors import JSONProvider, register_error_handlers
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
@@ -30,7 +30,10 @@ def make_producer() -> Producer:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.json.sort_keys = False
+    # Refused from the Content-Length alone, before the body is read; uploads set their own cap (api/uploads.py).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_json_bytes
     client = redis.Redis.from_url(settings.redis_url)
     registry = ModesRegistry(client, settings.modes_file)
     reloaded = registry.reload()

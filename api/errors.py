@@ -6,7 +6,8 @@ import logging
 
 import redis
 from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from storage import StoreError
 
@@ -29,10 +30,25 @@ def error_body(message: str, field: str | None = None) -> dict:
     return {"error": error}
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply to parse answered 400 rather than a RecursionError's 500."""
+
+    def loads(self, s: str | bytes, **kwargs: object) -> object:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ApiError(400, "the JSON body is nested too deeply to parse; send a flat JSON object") from None
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
         return jsonify(error_body(exc.message, exc.field)), exc.status, exc.headers
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify(error_body(f"the request body is larger than MAX_JSON_BYTES={limit} bytes")), 413
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

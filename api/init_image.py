@@ -1,9 +1,9 @@
-"""The ``init_image`` request field: a base64 PNG, checked without decoding its pixels.
+"""The ``init_image`` request field: a base64 PNG, decoded once at the API before admission.
 
-The API does not depend on an imaging library: it checks the PNG signature and
-reads the size from the IHDR chunk; the worker decodes the image.  The image
-travels to the worker through the object store (``inputs/<sha256>.png``), never
-through the broker.
+The API checks the PNG signature and the size in the IHDR chunk, then decodes every
+pixel (jobs/images.py, bounded by MAX_PIXELS), so a truncated file or a
+decompression bomb is a 400 here and never reaches a worker.  The image travels to
+the worker through the object store (``inputs/<sha256>.png``), never through the broker.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import ApiError
+from jobs.images import ImageRejected, decode
 from jobs.keys import input_object_key
 
 FIELD = "init_image"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_BYTES = 16 * 1024 * 1024
 MAX_SIDE = 4096
+MAX_PIXELS = 2048 * 2048  # an init image is resized to the job's size; more pixels only cost memory
 DATA_URL_PREFIX = "data:image/png;base64,"
 
 
@@ -47,4 +49,8 @@ def parse_init_image(value: Any) -> InitImage:
     width, height = struct.unpack(">II", data[16:24])
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise ApiError(400, f"{FIELD} is {width}x{height}; each side must be 1 to {MAX_SIDE} pixels", FIELD)
+    try:
+        decode(data, MAX_PIXELS)
+    except ImageRejected as exc:
+        raise ApiError(400, f"{FIELD}: {exc}", FIELD) from None
     return InitImage(input_object_key(hashlib.sha256(data).hexdigest()), data)

@@ -68,6 +68,10 @@ def job_result(job_id: str):
     record = load_record(job_id)
     if record["status"] != SUCCEEDED:
         raise ApiError(409, f"job {job_id} is {record['status']}, not succeeded; poll GET /api/jobs/{job_id}")
+    if "key" not in record["result"]:
+        raise ApiError(
+            409, f"job {job_id} is a {record['kind']} job and made no image; its outcome is GET /api/jobs/{job_id}"
+        )
     svc = services()
     # STORE_SERVE=redirect sends the client to the store itself, sparing the API the bytes.
     if svc.settings.store_serve == "redirect" and isinstance(svc.store, Presigning):

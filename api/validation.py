@@ -104,6 +104,11 @@ def _text(body: dict[str, Any], field: str, default: str | None) -> str:
         raise ApiError(400, f"{field} must be a string", field)
     if len(value) > PROMPT_MAX:
         raise ApiError(400, f"{field} is longer than {PROMPT_MAX} characters", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        message = f"{field} is not valid Unicode text: a lone surrogate at character {exc.start}"
+        raise ApiError(400, message, field) from None
     return value
 
 

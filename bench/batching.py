@@ -21,6 +21,7 @@ import redis
 import requests
 import yaml
 
+from bench.waiting import wait_for_jobs
 from jobs.records import JobRecords
 from tests.processes import ROOT, Stack, stack_env, start_redis, wait_for
 
@@ -50,8 +51,7 @@ def burst_seconds(batch_max: int, jobs: int, folder: Path) -> float:
             requests.post(f"{base}/api/jobs", json={"prompt": f"burst {i}", "seed": i}, timeout=60).json()["id"]
             for i in range(jobs)
         ]
-        wait_for(lambda: all(records.get(i)["status"] == "succeeded" for i in ids), 600, "the burst to finish")
-        done = [records.get(i) for i in ids]
+        done = wait_for_jobs(records, ids, bound=600)
     finally:
         stack.stop()
         server.stop()

@@ -43,6 +43,11 @@ def waiting_key(backend: str, mode: str) -> str:
     return f"{PREFIX}:waiting:{backend}:{mode}"
 
 
+RUNNING_INDEX = f"{PREFIX}:running"
+"""A sorted set of the turn jobs (generation and switch) that workers hold, scored by claim time:
+where tasks/orphans.py looks for jobs left running with no lease."""
+
+
 def serving_key(backend: str) -> str:
     """A hash worker -> "mode|expires_ms": which mode each live worker of the backend serves."""
     return f"{PREFIX}:serving:{backend}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from jobs.keys import done_key, job_key, lease_key
+from jobs.keys import RUNNING_INDEX, done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
@@ -31,7 +31,10 @@ if status == 'succeeded' or status == 'failed' or status == 'canceled' then retu
 local stage = redis.call('HGET', KEYS[1], 'stage')
 if stage and ARGV[8] ~= '' and ARGV[8] ~= stage then return 0 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[5]) then return -2 end
-if ARGV[6] == '1' then redis.call('ZREM', KEYS[3], ARGV[7]) end
+if ARGV[6] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[7])
+  redis.call('ZADD', KEYS[4], redis.call('TIME')[1], ARGV[7])
+end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1
@@ -46,7 +49,9 @@ for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[2], t[1] + t[2] / 1000000 - tonumber(ARGV[3]), ARGV[4])
+  local rank = t[1] + t[2] / 1000000 - tonumber(ARGV[3])
+  redis.call('ZADD', KEYS[2], rank, ARGV[4])
+  redis.call('HSET', KEYS[1], 'rank', rank)
 end
 if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[5]) end
 return -1
@@ -65,10 +70,11 @@ if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 2 end
 return 1
 """
 
-# The lease holder's terminal write; it gives the lease up in the same step.
+# The lease holder's terminal write; it gives the lease up (and leaves the running index) in the same step.
 _FINISH = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[7])
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], ARGV[4], ARGV[5])
@@ -83,7 +89,26 @@ _HAND_OFF = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'stage', ARGV[2])
 redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[4])
 redis.call('LPUSH', KEYS[3], ARGV[3])
+return 1
+"""
+
+# A turn job left running with no lease and no stage beyond generation (its worker died, or Redis
+# lost the lease) goes back to its mode's waiting set at its old rank, with a message of its own.
+_REQUEUE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' or redis.call('HEXISTS', KEYS[1], 'stage') == 1 then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local rank = redis.call('HGET', KEYS[1], 'rank') or redis.call('TIME')[1]
+redis.call('HSET', KEYS[1], 'status', 'queued', 'progress', 'null')
+redis.call('HDEL', KEYS[1], 'worker', 'started_at')
+redis.call('ZADD', KEYS[3], rank, ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('LPUSH', KEYS[5], ARGV[2])
 return 1
 """
 
@@ -102,6 +127,7 @@ local message = ARGV[2]
 if status == 'running' then message = ARGV[3] end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', message)
 if ARGV[5] == '1' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+redis.call('ZREM', KEYS[5], ARGV[6])
 redis.call('RPUSH', KEYS[3], 'canceled')
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 1
@@ -147,6 +173,7 @@ class JobRecords:
         self._cancel = client.register_script(_CANCEL)
         self._finish = client.register_script(_FINISH)
         self._hand_off = client.register_script(_HAND_OFF)
+        self._requeue = client.register_script(_REQUEUE)
 
     def create(
         self,
@@ -205,7 +232,7 @@ class JobRecords:
         """
         return int(
             self._claim(
-                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id)],
+                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX],
                 args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage],
             )
         )
@@ -234,7 +261,7 @@ class JobRecords:
         CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
         return int(
             self._cancel(
-                keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id)],
+                keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id), RUNNING_INDEX],
                 args=[
                     now_iso(),
                     json.dumps({"message": "canceled on request before it started"}),
@@ -252,17 +279,34 @@ class JobRecords:
         False when the lease was lost: another worker owns the job."""
         return bool(
             self._hand_off(
-                keys=[job_key(job_id), lease_key(job_id), message.queue], args=[token, stage, message.envelope]
+                keys=[job_key(job_id), lease_key(job_id), message.queue, RUNNING_INDEX],
+                args=[token, stage, message.envelope, job_id],
             )
         )
+
+    def requeue(self, job_id: str, waiting: str, message: QueuedMessage) -> bool:
+        """Put a turn job that is running with no lease (and not handed to a later stage) back in
+        its ``waiting`` set at its old rank and push ``message`` for it, in one atomic step.
+        False when it needs no requeue: someone holds it, or it ended or moved on (it then
+        leaves the running index)."""
+        return bool(
+            self._requeue(
+                keys=[job_key(job_id), lease_key(job_id), waiting, RUNNING_INDEX, message.queue],
+                args=[job_id, message.envelope],
+            )
+        )
+
+    def running(self, claimed_before: float) -> list[str]:
+        """Turn jobs claimed before ``claimed_before`` (epoch seconds) and not yet ended or handed on."""
+        return [raw.decode() for raw in self._redis.zrangebyscore(RUNNING_INDEX, "-inf", claimed_before)]
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self._redis.hexists(job_key(job_id), "cancel_requested"))
 
     def _end(self, job_id: str, token: str, status: str, field: str, value: dict[str, Any]) -> bool:
         done = self._finish(
-            keys=[job_key(job_id), lease_key(job_id), done_key(job_id)],
-            args=[token, status, now_iso(), field, json.dumps(value), self._ttl],
+            keys=[job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX],
+            args=[token, status, now_iso(), field, json.dumps(value), self._ttl, job_id],
         )
         return bool(done)
 
@@ -290,7 +334,7 @@ def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
         key, value = key_bytes.decode(), value_bytes.decode()
         if key in _JSON_FIELDS:
             record[key] = json.loads(value)
-        elif key in ("attempts", "completions"):
+        elif key in ("attempts", "completions", "deliveries"):
             record[key] = int(value)
         else:
             record[key] = value

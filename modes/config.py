@@ -147,7 +147,22 @@ def resolve_under(root: Path, relative: str, where: str, what: str) -> Path:
     path = (root / relative).resolve()
     if not path.is_relative_to(root):
         raise ModesError(f"{where}: {what} {relative!r} escapes {root} ('..' or a symlink leading outside)")
+    if path.is_dir():
+        _check_links(root, path, where, what, set())
     return path
+
+
+def _check_links(root: Path, folder: Path, where: str, what: str, seen: set[Path]) -> None:
+    """Refuse a model folder any of whose files or folders (a component's ``unet``, say) links outside ``root``;
+    a link to a folder inside ``root`` is followed once and checked the same way."""
+    seen.add(folder)
+    for entry in folder.iterdir():
+        target = entry.resolve()
+        if entry.is_symlink() and not target.is_relative_to(root):
+            inside = entry.relative_to(root)
+            raise ModesError(f"{where}: {what} holds {str(inside)!r}, a symlink to {target}, outside {root}")
+        if target.is_dir() and target not in seen:
+            _check_links(root, target, where, what, seen)
 
 
 def _parse_loras(spec: Any, lora_root: Path, where: str) -> tuple[Lora, ...]:

@@ -10,11 +10,12 @@ from storage.base import ObjectNotFound
 
 
 class LocalStore:
-    """Objects are files under ``root``; writes are atomic (temp file + rename)."""
+    """Objects are files under ``root``; writes are atomic (temp file + rename).  Results and
+    uploads hold prompts' images: folders are 0700 and files 0600, for the service's user alone."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         parts = PurePosixPath(key).parts
@@ -24,7 +25,7 @@ class LocalStore:
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:

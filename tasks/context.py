@@ -13,6 +13,7 @@ from jobs.messages import GenerateJob
 from jobs.records import JobRecords
 from storage import open_store
 from tasks.celery_app import app
+from tasks.gate import turn_gate
 from tasks.runner import JobRunner
 from tasks.turns import ModeJob, Turns
 from workers import load_backend
@@ -36,7 +37,7 @@ def get_runner() -> JobRunner:
                 store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
                 backend=backend,
                 lease_ttl=settings.lease_ttl,
-                turns=Turns(client, publisher(settings.router), batch_max),
+                turns=Turns(client, publisher(settings.router), batch_max, turn_gate()),
             )
         return _runner
 

@@ -73,8 +73,7 @@ class Lease:
             if code != HELD:
                 return code
             log.info("job %s: another worker holds the lease; waiting for it to finish or die", self.job_id)
-            if self._delivery_tag:
-                self._redis.zadd(UNACKED_INDEX, {self._delivery_tag: time.time()}, xx=True)
+            hold_message(self._redis, self._delivery_tag)
             time.sleep(self.interval)
 
     def __enter__(self) -> Lease:
@@ -112,6 +111,13 @@ class Lease:
     def _stop_renewing(self) -> None:
         if self._keeper:
             self._keeper.drop(self)
+
+
+def hold_message(client: redis.Redis, delivery_tag: str | None) -> None:
+    """Refresh a waiting delivery's entry in kombu's unacked index, so the broker does not hand its
+    message to another worker while this live one still holds it."""
+    if delivery_tag:
+        client.zadd(UNACKED_INDEX, {delivery_tag: time.time()}, xx=True)
 
 
 class _Keeper:

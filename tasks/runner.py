@@ -15,11 +15,11 @@ from PIL import Image
 
 from jobs.keys import result_object_key, waiting_key
 from jobs.messages import CustomJob, GenerateJob, SwitchJob
-from jobs.records import CLAIMED, GONE, JobRecords
+from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
 from storage import ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
-from tasks.lease import Lease
+from tasks.lease import Lease, hold_message
 from tasks.superres_handoff import hand_off
 from tasks.turns import ModeJob, Turns
 from workers import Backend, Generated
@@ -58,21 +58,45 @@ class JobRunner:
         """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
         (and compatible ones with it), ``job`` itself when it is first (tasks/turns.py)."""
         waiting = waiting_key(job.mode.backend, job.mode.name)
-        for lead in self.turns.leads(job, waiting):
-            lease = Lease(self.redis, lead.job_id, self.lease_ttl, delivery_tag)
-            if lead is job:
-                if not self._acquire(job.job_id, worker, lease, waiting, GENERATE):
-                    return "dropped"
-            elif self.records.claim(lead.job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE) != CLAIMED:
-                continue  # another worker took it first
+        guarding = True  # this delivery is the message of ``job`` that takes it over should its holder die
+        ended: int | None = None  # what claiming ``job`` itself answered, once it said ENDED or GONE
+        look = self.turns.look(job, waiting, count=True)
+        while True:
+            if look.orphaned and guarding:
+                candidates: list[ModeJob] = [job]
             else:
-                log.info("job %s: this delivery runs job %s, first in its mode", job.job_id, lead.job_id)
-            if isinstance(lead, SwitchJob):
-                return self._run(
-                    lead.job_id, f"switch to mode {lead.mode.name!r}", worker, lease, self._loader(lead, worker)
-                )
-            return self._generation(lead, lease, worker, waiting)
-        return "dropped"
+                if look.held and guarding and look.first:
+                    self.turns.publish_again(job)
+                    guarding = False
+                candidates = look.first
+            for lead in candidates:
+                lease = Lease(self.redis, lead.job_id, self.lease_ttl, delivery_tag)
+                code = self.records.claim(lead.job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE)
+                mine = lead.job_id == job.job_id
+                if code in (ENDED, GONE) and mine:
+                    guarding = False  # it ended, or moved on to its super-resolution stage: nothing to guard
+                    ended = code
+                if code != CLAIMED:
+                    continue  # another worker took it first
+                if not mine:
+                    log.info("job %s: this delivery runs job %s, first in its mode", job.job_id, lead.job_id)
+                return self._start(lead, lease, worker, waiting)
+            if look.held and guarding:
+                log.info("job %s: another worker holds the lease; waiting for it to finish or die", job.job_id)
+                hold_message(self.redis, delivery_tag)
+                time.sleep(self.lease_ttl / 3)
+            elif not candidates:
+                why = _why_dropped(ended, look.status)
+                log.info("job %s: %s; dropping this delivery (no job waits in its mode)", job.job_id, why)
+                return "dropped"
+            look = self.turns.look(job, waiting, count=False)
+
+    def _start(self, lead: ModeJob, lease: Lease, worker: str, waiting: str) -> str:
+        """Run the claimed ``lead``: a switch, or a generation with any compatible companions."""
+        if isinstance(lead, SwitchJob):
+            what = f"switch to mode {lead.mode.name!r}"
+            return self._run(lead.job_id, what, worker, lease, self._loader(lead, worker))
+        return self._generation(lead, lease, worker, waiting)
 
     def _loader(self, job: SwitchJob, worker: str) -> Callable[[Lease], dict[str, Any]]:
         def load(lease: Lease) -> dict[str, Any]:
@@ -259,6 +283,15 @@ class JobRunner:
         data = self.store.get(job.params.init_image)
         with Image.open(io.BytesIO(data)) as image:
             return {"init_image": image.convert("RGB")}
+
+
+def _why_dropped(ended: int | None, status: str) -> str:
+    """Why a delivery ends with no job to run, for its log line."""
+    if ended == GONE or status == "":
+        return "its record expired"
+    if ended == ENDED or status != RUNNING:
+        return "it already ended"
+    return "it runs elsewhere"
 
 
 def failure_message(what: str, exc: Exception) -> str:

@@ -6,34 +6,96 @@ first (submit time less its priority head start, jobs/records.py), and, when tha
 a plain txt2img job, up to BATCH_MAX - 1 compatible waiting jobs with it in one
 pipeline call.  Every job keeps its own lease, progress, result and record.
 
-Why no job is lost.  A message is consumed without running its own job only
-- when its job has ended;
-- when another waiting job ran in its place: the job stays in the waiting set, and
-  every delivery takes at least one job out of that set, so a mode never has fewer
-  messages than waiting jobs;
-- after it was published again: a delivery whose job runs in a live batch elsewhere
-  re-publishes it before running other work, so a message remains for the job should
-  that batch's worker die.
-A job whose worker died keeps its own message, which takes the job over once its
-lease expires (tasks/lease.py).
+The invariant.  A delivery of mode m never ends while m's waiting set holds a job
+that no live lease runs and no message will deliver.  It holds because a mode never
+has fewer pending deliveries than waiting jobs:
+- admission adds a job and its message in one step;
+- every delivery takes one turn before it ends: it claims a waiting job (one atomic
+  script takes the job out of the set and takes its lease), or it reads the set
+  empty of jobs ranked no later than its own.  A claim lost to another worker, or a
+  delivered job found ended or held, sends the delivery back to read the set again,
+  never home (the race of two workers on one mode's turns);
+- a delivery whose own job runs elsewhere either waits for that holder (the message
+  stays the job's guard) or, when other jobs wait, publishes the job's message again
+  before it takes one of them.
+A job whose worker died keeps a message that takes it over once its lease expires:
+its own, waiting on the holder, or the published copy.  Whatever else leaves a job
+running with no lease and no message (a Redis restart that lost the lease, a holder
+killed while it ran another delivery's job) is found by the sweeper of orphans
+(tasks/orphans.py), which puts it back in its waiting set with a new message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
 from jobs.keys import job_key, lease_key
 from jobs.messages import GenerateJob, SwitchJob
-from jobs.records import QUEUED, RUNNING
+from jobs.records import RUNNING
 
 log = logging.getLogger(__name__)
-LOOK_AHEAD = 5  # first-ranked jobs tried in turn when other workers claim them first
+LOOK_AHEAD = 5  # first-ranked jobs read per look at the waiting set
 
 ModeJob = GenerateJob | SwitchJob
+
+# KEYS: the delivered job's record, its lease, its mode's waiting set. ARGV: job id, look-ahead, '1' to
+# count this delivery in the record. Returns its status, whether it is leased, and the first waiting
+# jobs ranked no later than it (all of them when it is not waiting).
+_READ = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'deliveries', 1) end
+local leased = redis.call('EXISTS', KEYS[2])
+local score = redis.call('ZSCORE', KEYS[3], ARGV[1])
+local first
+if status == 'queued' and score then
+  first = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', score, 'LIMIT', 0, ARGV[2])
+else
+  first = redis.call('ZRANGE', KEYS[3], 0, ARGV[2] - 1)
+  if status == 'queued' then table.insert(first, ARGV[1]) end  -- queued outside the set: claim it all the same
+end
+return {status or '', leased, first}
+"""
+
+# KEYS: the records of some waiting jobs, then their waiting set. Returns each one's kind and payload, or
+# false when it is no longer queued; such stale entries leave the set in the same step (a requeue cannot
+# slip between the read and the removal).
+_QUEUED = """
+local out = {}
+for i = 1, #KEYS - 1 do
+  local status, kind, payload = unpack(redis.call('HMGET', KEYS[i], 'status', 'kind', 'payload'))
+  if status == 'queued' and payload then
+    out[i] = {kind, payload}
+  else
+    if status ~= 'queued' then redis.call('ZREM', KEYS[#KEYS], ARGV[i]) end
+    out[i] = false
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True)
+class Look:
+    """One read of a delivery's turn: its job's status, and the waiting jobs it may claim."""
+
+    status: str
+    leased: bool
+    first: list[ModeJob]  # still queued, best first; the delivered job among them when it waits
+
+    @property
+    def orphaned(self) -> bool:
+        """The delivered job runs with no lease: its worker died, so this delivery takes it over."""
+        return self.status == RUNNING and not self.leased
+
+    @property
+    def held(self) -> bool:
+        """A live worker runs the delivered job."""
+        return self.status == RUNNING and self.leased
 
 
 class Turns:
@@ -42,37 +104,31 @@ class Turns:
         client: redis.Redis,
         republish: Callable[[ModeJob], None],
         batch_max: int,
+        gate: Callable[[str], None] | None = None,
     ) -> None:
+        """``gate`` (tests only, tasks/gate.py) is called with the job id after a delivery's first read."""
         self._redis = client
+        self._gate = gate
         self._republish = republish
+        self._read = client.register_script(_READ)
+        self._payloads = client.register_script(_QUEUED)
         self.batch_max = batch_max
 
-    def leads(self, job: ModeJob, waiting: str) -> Iterator[ModeJob]:
-        """The jobs this delivery of ``job`` should try to run, best first; ``job`` itself last.
+    def look(self, job: ModeJob, waiting: str, count: bool) -> Look:
+        """Read the turn of a delivery of ``job`` in one round trip (counting the delivery when ``count``)."""
+        status, leased, first = self._read(
+            keys=[job_key(job.job_id), lease_key(job.job_id), waiting],
+            args=[job.job_id, LOOK_AHEAD, "1" if count else "0"],
+        )
+        look = Look(status.decode(), bool(leased), self._queued([raw.decode() for raw in first], waiting))
+        if count and self._gate:
+            self._gate(job.job_id)
+        return look
 
-        Other jobs are to be claimed once each (another worker may win them); ``job``
-        itself is claimed as any delivery claims its job, waiting for a live holder.
-        One pipelined read serves the common case, ``job`` first in its waiting set.
-        """
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hget(job_key(job.job_id), "status")
-        pipe.exists(lease_key(job.job_id))
-        pipe.zscore(waiting, job.job_id)
-        pipe.zrange(waiting, 0, LOOK_AHEAD - 1, withscores=True)
-        raw_status, leased, score, first = pipe.execute()
-        status = raw_status.decode() if raw_status else None
-        if status == RUNNING and not leased:
-            yield job  # its worker died: take it over
-            return
-        if status == QUEUED and score is not None:
-            # Only jobs ranked before its own (ties included) go first; otherwise the delivery is a free turn.
-            first = [(member, rank) for member, rank in first if rank <= score]
-        others = self._queued([member.decode() for member, _ in first if member.decode() != job.job_id], waiting)
-        if status == RUNNING and others:
-            self._republish(job)
-            log.info("job %s: runs in a batch elsewhere; its delivery was published again", job.job_id)
-        yield from others
-        yield job
+    def publish_again(self, job: ModeJob) -> None:
+        """Give ``job`` a new message, so it keeps a guard while its delivery runs another job."""
+        self._republish(job)
+        log.info("job %s: runs elsewhere; its delivery was published again", job.job_id)
 
     def companions(self, lead: GenerateJob, waiting: str) -> list[GenerateJob]:
         """Waiting jobs that may run in one pipeline call with ``lead``, best first (not yet claimed)."""
@@ -90,17 +146,8 @@ class Turns:
         """The jobs of ``job_ids`` still queued, from their records, in order; stale entries leave ``waiting``."""
         if not job_ids:
             return []
-        pipe = self._redis.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hmget(job_key(job_id), "status", "kind", "payload")
-        jobs: list[ModeJob] = []
-        stale = []
-        for job_id, (status, kind, payload) in zip(job_ids, pipe.execute(), strict=True):
-            if status != QUEUED.encode():
-                stale.append(job_id)
-            elif payload:
-                job_type = GenerateJob if kind == b"generate" else SwitchJob
-                jobs.append(job_type.from_dict(json.loads(payload)))
-        if stale:
-            self._redis.zrem(waiting, *stale)
-        return jobs
+        found = self._payloads(keys=[*map(job_key, job_ids), waiting], args=job_ids)
+        return [
+            (GenerateJob if kind == b"generate" else SwitchJob).from_dict(json.loads(payload))
+            for kind, payload in filter(None, found)
+        ]

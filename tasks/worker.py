@@ -27,6 +27,7 @@ from modes.registry import ModesRegistry
 from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
+from tasks.orphans import OrphanSweeper
 from tasks.router import Router
 from workers.custom_handlers import load_handler_modules
 
@@ -72,6 +73,7 @@ def main(argv: list[str]) -> None:
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
     heartbeats: list[Heartbeat] = []
+    orphans = OrphanSweeper(runner.redis, runner.records, settings.router, settings.lease_ttl, name)
 
     @signals.worker_ready.connect(weak=False)
     def start_threads(sender, **_):
@@ -82,10 +84,12 @@ def main(argv: list[str]) -> None:
         heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "")
         heartbeat.start()
         heartbeats.append(heartbeat)
+        orphans.start()
 
     @signals.worker_shutdown.connect(weak=False)
     def stop_threads(**_):
         router.stop()
+        orphans.stop()
         for heartbeat in heartbeats:
             heartbeat.stop()
 

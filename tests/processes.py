@@ -48,7 +48,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
 @dataclass
 class RedisServer:
     url: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None  # None until start()
     argv: list[str]
 
     def client(self) -> redis.Redis:
@@ -59,7 +59,7 @@ class RedisServer:
         self.process.wait(timeout=10)
 
     def start(self) -> None:
-        """Start the server (again) on the same port and password, empty; return once it answers PING."""
+        """Start the server (again) on the same port and password; return once it answers PING."""
         self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL)
 
         def ready() -> bool:
@@ -70,8 +70,15 @@ class RedisServer:
 
         wait_for(ready, 10, "redis-server to answer PING")
 
+    def restart(self) -> None:
+        """Stop (a clean shutdown: it writes any append-only file) and start again on the same port."""
+        self.stop()
+        self.start()
 
-def start_redis(workdir: Path) -> RedisServer:
+
+def start_redis(workdir: Path, aof: bool = False) -> RedisServer:
+    """A redis-server on a free loopback port with a password; ``aof``: keep an append-only file, fsynced
+    every write, so that a restart (RedisServer.restart) keeps every acknowledged write."""
     port, password = free_port(), secrets.token_hex(8)
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -85,7 +92,9 @@ def start_redis(workdir: Path) -> RedisServer:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes" if aof else "no",
+        "--appendfsync",
+        "always",
         "--dir",
         str(workdir),
     ]
@@ -108,7 +117,7 @@ class MotoServer:
     """moto's S3 API on loopback: a real S3 endpoint for the S3 store."""
 
     url: str
-    process: subprocess.Popen
+    process: subprocess.Popen | None  # None until start()
 
     def client(self):
         import boto3

@@ -24,6 +24,9 @@ def test_registered_handlers_run_on_a_worker(make_stack):
     assert record["kind"] == "custom" and record["status"] == "succeeded"
     assert record["result"]["output"] == {"sum": 6.5}
     assert record["result"]["handler"] == "add"
+    image = requests.get(f"{base}/api/jobs/{record['id']}/result", timeout=60)
+    assert image.status_code == 409
+    assert image.json()["error"]["message"].startswith(f"job {record['id']} is a custom job and made no image")
 
     echoed = poll(base, custom(base, {"handler": "echo", "args": {"a": [1, {"b": None}]}}).json()["id"])
     assert echoed["result"]["output"] == {"args": {"a": [1, {"b": None}]}}
@@ -42,6 +45,12 @@ def test_unknown_handlers_and_bad_arguments_are_refused(make_stack):
     stack.start_worker()
     base = stack.start_api()
     wait_for(lambda: requests.get(f"{base}/api/models/status", timeout=60).json()["workers"], 30, "a worker")
+
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/api/jobs", "/api/custom"):
+        response = requests.post(f"{base}{path}", data=deep, headers={"Content-Type": "application/json"}, timeout=60)
+        assert response.status_code == 400
+        assert "nested too deeply" in response.json()["error"]["message"]
 
     response = custom(base, {"handler": "os.system", "args": {"cmd": "rm -rf /"}})
     assert response.status_code == 400

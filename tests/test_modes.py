@@ -139,6 +139,30 @@ def test_symlink_escaping_the_root_is_refused(tmp_path):
         load_modes(write(tmp_path, {"model_root": "models", "modes": {"a": {"model": "link"}}}))
 
 
+def test_a_component_linking_outside_the_root_is_refused(tmp_path):
+    """A model folder inside model_root whose unet (or a file of it, through a linked folder) leads outside."""
+    outside = tmp_path / "elsewhere" / "unet"
+    outside.mkdir(parents=True)
+    (outside / "diffusion_pytorch_model.safetensors").write_bytes(b"outside weights")
+    models = tmp_path / "models"
+    (models / "escaping").mkdir(parents=True)
+    (models / "escaping" / "unet").symlink_to(outside)
+    (models / "shared" / "unet").mkdir(parents=True)
+    (models / "shared" / "unet" / "diffusion_pytorch_model.safetensors").symlink_to(
+        outside / "diffusion_pytorch_model.safetensors"
+    )
+    (models / "relinked").mkdir()
+    (models / "relinked" / "unet").symlink_to(models / "shared" / "unet")
+    (models / "fine" / "unet").mkdir(parents=True)
+    (models / "fine" / "model_index.json").write_text("{}")
+    (models / "fine-link").symlink_to(models / "fine")
+    for model in ("fine", "fine-link"):
+        assert load_modes(write(tmp_path, {"model_root": "models", "modes": {"a": {"model": model}}}))
+    for model, link in (("escaping", "escaping/unet"), ("relinked", "shared/unet/diffusion_pytorch_model.safetensors")):
+        with pytest.raises(ModesError, match=f"holds '{link}', a symlink to .*, outside"):
+            load_modes(write(tmp_path, {"model_root": "models", "modes": {"a": {"model": model}}}))
+
+
 def test_legacy_environment_becomes_one_mode(tmp_path):
     from modes.legacy import legacy_modes
 

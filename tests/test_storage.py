@@ -51,3 +51,11 @@ def test_open_store_by_path_or_file_url(tmp_path):
     assert open_store(tmp_path.as_uri()).root == tmp_path
     with pytest.raises(ValueError, match="unsupported scheme"):
         open_store("ftp://example/x")
+
+
+def test_objects_are_private_to_the_service_user(tmp_path):
+    store = LocalStore(tmp_path / "results")
+    store.put("inputs/a.png", b"an uploaded image", "image/png")
+    assert (tmp_path / "results").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "results" / "inputs").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "results" / "inputs" / "a.png").stat().st_mode & 0o777 == 0o600

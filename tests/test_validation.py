@@ -87,6 +87,8 @@ def test_explicit_values_are_kept(modes):
         ({"prompt": "p", "num_inference_steps": True}, 400, "num_inference_steps"),
         ({"prompt": "p", "guidance_scale": "7"}, 400, "guidance_scale"),
         ({"prompt": "p" * 4001}, 400, "prompt"),
+        ({"prompt": "a lone \ud800 surrogate"}, 400, "prompt"),
+        ({"prompt": "p", "negative_prompt": "\udfff"}, 400, "negative_prompt"),
         ({"prompt": "p", "mode": 3}, 400, "mode"),
         ({"prompt": "p", "mode": "other"}, 404, "mode"),
     ],
@@ -133,6 +135,21 @@ def jpeg_base64() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def truncated_png() -> str:
+    """A whole PNG's header and the first half of its pixel data."""
+    raw = png_base64(256, 256)[1]
+    return base64.b64encode(raw[: len(raw) // 2]).decode()
+
+
+def bomb_png() -> str:
+    """4096x4096 pixels of one colour: a small file that decodes to 48 MiB."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4096, 4096)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 def huge_png_header() -> str:
     """A PNG signature and IHDR claiming 5000x10 pixels (the API reads no further)."""
     ihdr = struct.pack(">II", 5000, 10) + bytes([8, 2, 0, 0, 0])
@@ -148,6 +165,8 @@ def huge_png_header() -> str:
         ({"init_image": jpeg_base64()}, "must be a PNG image"),
         ({"init_image": huge_png_header()}, "5000x10; each side must be 1 to 4096"),
         ({"init_image": "A" * (23 * 1024 * 1024)}, "larger than 16 MiB"),
+        ({"init_image": truncated_png()}, "truncated or corrupt"),
+        ({"init_image": bomb_png()}, "at most 4194304 pixels can be decoded here"),
         ({"strength": 0.5}, "strength applies to img2img only"),
         ({"init_image": png_base64()[0], "strength": 1.5}, "between 0.0 and 1.0"),
         ({"init_image": png_base64()[0], "strength": 0.2, "num_inference_steps": 4}, "runs no denoising step"),

@@ -4,7 +4,8 @@ Loading a mode sleeps ``TIMED_LOAD_SECONDS``; a job sleeps ``TIMED_STEP_SECONDS`
 step (reporting progress as a pipeline does) and ``TIMED_DECODE_SECONDS`` for the
 VAE, then returns a black image.  The router decides on the real queues and
 heartbeats; only the inference is replaced, so that a trace of hundreds of jobs
-costs minutes, not hours.  Select it with WORKER_BACKEND=timed; never used by a mode.
+costs minutes, not hours.  A batch sleeps its steps once and a decode per image, as a
+pipeline call on several prompts does.  Select it with WORKER_BACKEND=timed; never used by a mode.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ class TimedBackend(OneModeBackend):
         return {"device": "none", "models": []}
 
     def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
-        self.prepare(job.mode, job.job_id)
-        for step in range(job.params.steps):
+        return self.generate_batch([job], on_step)[0]
+
+    def generate_batch(self, jobs: list[GenerateJob], on_step: StepCallback) -> list[Generated]:
+        lead = jobs[0]
+        self.prepare(lead.mode, lead.job_id)
+        for step in range(lead.params.steps):
             time.sleep(self._step)
-            on_step(step + 1, job.params.steps)
-        time.sleep(self._decode)
-        return Generated(image=Image.new("RGB", (job.params.width, job.params.height)), sampler="timed")
+            on_step(step + 1, lead.params.steps)
+        time.sleep(self._decode * len(jobs))
+        return [Generated(Image.new("RGB", (job.params.width, job.params.height)), sampler="timed") for job in jobs]

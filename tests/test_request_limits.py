@@ -1,0 +1,47 @@
+"""A JSON body over MAX_JSON_BYTES is refused from its Content-Length, before the API reads it."""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+from urllib.parse import urlparse
+
+MB = 1024 * 1024
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+def api_processes(master: int) -> list[int]:
+    """gunicorn's master and its workers."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *map(int, children)]
+
+
+def test_a_200_mb_body_is_refused_without_being_read(make_stack):
+    stack = make_stack()
+    base = stack.start_api()
+    master = stack.processes[-1].pid
+    before = sum(rss_kib(pid) for pid in api_processes(master))
+
+    url = urlparse(base)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    connection.putrequest("POST", "/api/jobs")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(200 * MB))
+    connection.endheaders()
+    try:
+        for _ in range(200):
+            connection.send(b" " * MB)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the API answered and closed without reading the rest
+    response = connection.getresponse()
+    body = response.read().decode()
+    connection.close()
+
+    assert response.status == 413, body
+    assert "larger than MAX_JSON_BYTES=25165824 bytes" in body
+    after = sum(rss_kib(pid) for pid in api_processes(master))
+    assert after - before < 20 * 1024, f"the API's memory rose by {(after - before) // 1024} MiB"
