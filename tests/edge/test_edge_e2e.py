@@ -138,13 +138,6 @@ def test_the_rknn_worker_runs_num_workers_jobs_at_once_one_context_per_core(edge
     assert all(mask == CORE_MASKS[index] for index, mask in loads)
 
 
-def test_the_rknn_worker_releases_its_contexts_on_shutdown(edge_stack):
-    worker = edge_stack.rknn_worker
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0
-    assert re.search(r"released \d+ RKNNLite objects of 2 RKNN contexts", worker.log_path.read_text())
-
-
 def test_neither_edge_worker_loads_torch(edge_stack):
     """The onnx and rknn workers, having run a job each, have no part of torch mapped in their memory."""
     for mode in ("cpu", "npu"):
@@ -153,3 +146,11 @@ def test_neither_edge_worker_loads_torch(edge_stack):
         mapped = {line.split()[-1] for line in Path(f"/proc/{worker.pid}/maps").read_text().splitlines()}
         assert [path for path in mapped if "/site-packages/torch/" in path] == [], worker.args
         assert any("onnxruntime" in path for path in mapped), "the probe reads the worker's own mappings"
+
+
+# Last in the module: it stops the rknn worker that the tests above share.
+def test_the_rknn_worker_releases_its_contexts_on_shutdown(edge_stack):
+    worker = edge_stack.rknn_worker
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert re.search(r"released \d+ RKNNLite objects of 2 RKNN contexts", worker.log_path.read_text())
