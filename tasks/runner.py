@@ -144,9 +144,9 @@ class JobRunner:
             return "dropped"
         return self._run(job.job_id, f"custom handler {job.handler!r}", worker, lease, call)
 
-    def _acquire(self, job_id: str, worker: str, lease: Lease, waiting: str | None = None, stage: str = "") -> bool:
-        """Claim the delivered job, waiting while a live holder runs it; False when it needs no run."""
-        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl, waiting, stage))
+    def _acquire(self, job_id: str, worker: str, lease: Lease) -> bool:
+        """Claim the delivered custom job, waiting while a live holder runs it; False when it needs no run."""
+        code = lease.acquire(lambda token: self.records.claim(job_id, token, worker, self.lease_ttl))
         if code != CLAIMED:
             why = "its record expired" if code == GONE else "it already ended"
             log.info("job %s: %s; dropping this delivery", job_id, why)
