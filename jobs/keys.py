@@ -43,6 +43,9 @@ def waiting_key(backend: str, mode: str) -> str:
     return f"{PREFIX}:waiting:{backend}:{mode}"
 
 
+QUEUED_COUNT = f"{PREFIX}:queued"  # jobs admitted against QUEUE_MAX and not yet claimed or canceled
+
+
 def serving_key(backend: str) -> str:
     """A hash worker -> "mode|expires_ms|state": which mode each live worker of the backend serves."""
     return f"{PREFIX}:serving:{backend}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from jobs.keys import done_key, job_key, lease_key
+from jobs.keys import QUEUED_COUNT, done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
@@ -32,17 +32,27 @@ local stage = redis.call('HGET', KEYS[1], 'stage')
 if stage and ARGV[8] ~= '' and ARGV[8] ~= stage then return 0 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[5]) then return -2 end
 if ARGV[6] == '1' then redis.call('ZREM', KEYS[3], ARGV[7]) end
+if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis.call('DECR', KEYS[4]) end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1
 """
 
-# KEYS: record, waiting set (or the record), the list to push the message on (or the record), queues to count.
+# KEYS: record, waiting set (or the record), the list to push the message on (or the record), then the
+# count of queued jobs (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count.
 _ADMIT = """
 local waiting = 0
-for i = 4, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+if ARGV[6] == '1' then
+  waiting = tonumber(redis.call('GET', KEYS[4]) or '0')
+else
+  for i = 4, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+end
 if waiting >= tonumber(ARGV[1]) then return waiting end
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[1], 'counted', '1')
+  redis.call('INCR', KEYS[4])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   local t = redis.call('TIME')
@@ -102,6 +112,7 @@ local message = ARGV[2]
 if status == 'running' then message = ARGV[3] end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', message)
 if ARGV[5] == '1' then redis.call('ZREM', KEYS[4], ARGV[6]) end
+if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis.call('DECR', KEYS[5]) end
 redis.call('RPUSH', KEYS[3], 'canceled')
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 1
@@ -158,9 +169,14 @@ class JobRecords:
         queue_max: int,
         turn: Turn | None = None,
         message: QueuedMessage | None = None,
+        counted: bool = False,
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record and push its ``message``, unless ``queue_max`` jobs wait in
         ``queues``, in one atomic step: no job is recorded without its message, nor queued without its record.
+
+        A ``counted`` job is counted in QUEUED_COUNT instead, from its admission until it is claimed or
+        canceled, and admitted while fewer than ``queue_max`` counted jobs wait (one read, whatever
+        the number of queues).
 
         With a ``turn`` the job joins its mode's waiting set in the same step, scored by
         Redis' clock (so every host ages jobs alike) less its head start.
@@ -183,10 +199,11 @@ class JobRecords:
             job_key(job_id),
             turn.waiting if turn else job_key(job_id),
             message.queue if message else job_key(job_id),
-            *queues,
+            *([QUEUED_COUNT] if counted else queues),
         ]
         envelope = message.envelope if message else ""
-        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, *fields]))
+        flag = "1" if counted else "0"
+        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, flag, *fields]))
         return (record if depth < 0 else None), depth
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -205,7 +222,7 @@ class JobRecords:
         """
         return int(
             self._claim(
-                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id)],
+                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), QUEUED_COUNT],
                 args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage],
             )
         )
@@ -234,7 +251,7 @@ class JobRecords:
         CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
         return int(
             self._cancel(
-                keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id)],
+                keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id), QUEUED_COUNT],
                 args=[
                     now_iso(),
                     json.dumps({"message": "canceled on request before it started"}),
