@@ -92,7 +92,6 @@ class Services:
     ) -> dict[str, Any]:
         """Store the job's uploads, then record and enqueue it in one atomic step (a mode's job joins its
         waiting set in the same step)."""
-        queues = sorted({*self.queues().values(), CUSTOM_QUEUE})
         queue = mode_queue(self.settings.router, mode.backend, mode.name) if mode else CUSTOM_QUEUE
         waiting = waiting_key(mode.backend, mode.name) if mode else None
         turn = Turn(waiting, priority * self.settings.priority_aging, payload) if waiting else None
@@ -103,7 +102,9 @@ class Services:
             raise ApiError(503, f"could not store the job's input image ({exc}); check STORE_URL") from exc
         message = self.producer.message(task, payload, queue, job_id)
         name = mode.name if mode else ""
-        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, turn, message)
+        record, depth = self.records.create(
+            job_id, kind, name, params, [], self.settings.queue_max, turn, message, counted=True
+        )
         if record is None:
             raise ApiError(
                 429,

@@ -8,7 +8,10 @@ needs another (the seed's behaviour; kept to measure the router against).
 It runs the solo pool (one process per device; it never forks after touching
 CUDA), late ack and prefetch 1 (celeryconfig.py).  A backend that runs several jobs
 at once (``concurrency``: the rknn backend's NUM_WORKERS NPU contexts) gets the
-threads pool with that many threads instead.
+threads pool with that many threads instead.  Workers neither gossip nor mingle
+(Celery's worker-to-worker event traffic grows with the square of the fleet); the
+project's own heartbeats (tasks/heartbeat.py) tell who is alive, and monitors such
+as Flower still receive every worker's events.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ def first_queues(router: Router, settings: Settings) -> list[str]:
         return [fifo_queue(router.serves), CUSTOM_QUEUE]
     router.tick()
     return router.queues
+
+
+# Gossip delivers every worker's event heartbeat to every other worker; mingle asks them all at start.
+QUIET = ["--without-gossip", "--without-mingle"]
 
 
 def pool_options(backend: object) -> list[str]:
@@ -95,7 +102,7 @@ def main(argv: list[str]) -> None:
 
     log.info("worker %s consumes %s (ROUTER=%s)", name, ", ".join(queues), settings.router)
     pool = pool_options(runner.backend)
-    app.worker_main(["worker", *pool, "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *argv])
+    app.worker_main(["worker", *pool, "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *QUIET, *argv])
 
 
 if __name__ == "__main__":
