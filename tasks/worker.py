@@ -5,10 +5,13 @@ mode at a time, the one tasks/router.py chooses (the mode it has loaded, unless
 another mode's backlog needs it more), plus the custom-job queue.  Under ROUTER=fifo
 it consumes its backend's one queue and switches models whenever the next job
 needs another (the seed's behaviour; kept to measure the router against).
-It runs the solo pool (one process per device; it never forks after touching
-CUDA), late ack and prefetch 1 (celeryconfig.py).  A backend that runs several jobs
-at once (``concurrency``: the rknn backend's NUM_WORKERS NPU contexts) gets the
-threads pool with that many threads instead.
+It runs Celery's threads pool (nothing forks, so nothing forks after touching CUDA),
+late ack and prefetch 1 (celeryconfig.py), with one thread per job the backend runs at
+once (``concurrency``: 1, or the rknn backend's NUM_WORKERS NPU contexts).  The job
+runs in a pool thread, so the consumer's main thread keeps answering while it does:
+event heartbeats, ``celery inspect active/ping/stats`` and Flower see a busy worker
+online with its running task (the solo pool ran the job on that thread and fell
+silent until it ended).
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def first_queues(router: Router, settings: Settings) -> list[str]:
 
 
 def pool_options(backend: object) -> list[str]:
-    concurrency = getattr(backend, "concurrency", 1)
-    return ["--pool=solo"] if concurrency == 1 else ["--pool=threads", f"--concurrency={concurrency}"]
+    """Celery's threads pool, one thread per job ``backend`` runs at once."""
+    return ["--pool=threads", f"--concurrency={getattr(backend, 'concurrency', 1)}"]
 
 
 def main(argv: list[str]) -> None:
