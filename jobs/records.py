@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from jobs import metrics
 from jobs.keys import done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
@@ -187,6 +188,7 @@ class JobRecords:
         ]
         envelope = message.envelope if message else ""
         depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, *fields]))
+        metrics.admitted(self._redis, kind, mode, depth < 0)
         return (record if depth < 0 else None), depth
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -232,7 +234,7 @@ class JobRecords:
     def cancel(self, job_id: str, waiting: str | None = None) -> int:
         """Cancel the job (leaving ``waiting``, its mode's waiting set): CANCELED_NOW,
         CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
-        return int(
+        code = int(
             self._cancel(
                 keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id)],
                 args=[
@@ -245,6 +247,9 @@ class JobRecords:
                 ],
             )
         )
+        if code == CANCELED_NOW:
+            metrics.ended(self._redis, job_id, CANCELED)
+        return code
 
     def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
         """Move the job on to ``stage`` in one atomic step: mark the stage (deliveries of its earlier
@@ -264,6 +269,8 @@ class JobRecords:
             keys=[job_key(job_id), lease_key(job_id), done_key(job_id)],
             args=[token, status, now_iso(), field, json.dumps(value), self._ttl],
         )
+        if done:
+            metrics.ended(self._redis, job_id, status)
         return bool(done)
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
