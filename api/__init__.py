@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import redis
 from celery import Celery
 from flask import Flask
@@ -13,6 +11,7 @@ from api.errors import register_error_handlers
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
+from jobs import logs
 from jobs.producer import Producer
 from jobs.records import JobRecords
 from modes.registry import ModesRegistry
@@ -51,5 +50,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
         app.register_blueprint(blueprint)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     return app

@@ -24,6 +24,7 @@ import sys
 from celery import signals
 
 from config import Settings
+from jobs import logs
 from jobs.keys import CUSTOM_QUEUE, fifo_queue
 from modes import ModesError
 from modes.registry import ModesRegistry
@@ -56,7 +57,7 @@ def pool_options(backend: object) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     settings = Settings.from_env()
     runner = get_runner()
     handlers = load_handler_modules()
