@@ -1,7 +1,9 @@
 """`make run`'s launcher (scripts/run_stack.py) as a user meets it, black box: real Redis, API, worker, Flower.
 
 With the stack up and a job running: Flower, logged in, lists the busy worker online and the
-task started with the job's id; Celery's CLI lists it; without credentials Flower answers 401.
+task started with the job's id; Celery's CLI lists it; without credentials Flower answers 401;
+/metrics then counts the job under its mode; a failed job and a canceled one show in Flower
+as FAILURE and REVOKED.
 A SIGKILLed worker is back while the API keeps answering, and its job completes once.
 Ctrl-C stops the API, the worker and Flower, then Redis, without a traceback.  A busy port
 stops the launcher before anything starts, in one line naming it.
@@ -26,7 +28,9 @@ from jobs.keys import WORKERS_PATTERN
 from jobs.records import JobRecords
 from tests.client import poll, submit
 from tests.processes import ROOT, free_port, stack_env, wait_for
+from tests.test_cancel_e2e import start_long_job, stop
 from tests.test_delivery import wait_running
+from tests.test_metrics import scrape, value
 
 
 @dataclass
@@ -92,7 +96,9 @@ def launcher_env(tmp: Path, modes_file: Path, **overrides: str) -> dict[str, str
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory, modes_file):
     tmp = tmp_path_factory.mktemp("launcher")
-    env = launcher_env(tmp, modes_file, VISIBILITY_TIMEOUT="4", LEASE_TTL="3")
+    env = launcher_env(
+        tmp, modes_file, VISIBILITY_TIMEOUT="4", LEASE_TTL="3", CUSTOM_HANDLER_MODULES="tests.handlers.sample"
+    )
     log = tmp / "launcher.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -161,6 +167,26 @@ def test_flower_logged_in_sees_the_busy_worker_and_its_task_and_refuses_stranger
     assert all(queue in broker for queue in ("gen.torch.demo", "gen.torch.slow", "custom")), broker
     assert "flower_events_total" in requests.get(f"{launched.flower}/metrics", timeout=30).text
     assert poll(launched.base, job["id"], timeout=300)["status"] == "succeeded"
+    samples = scrape(launched.base)
+    assert value(samples, "dreamlab_jobs_ended_total", kind="generate", mode="slow", status="succeeded") == 1
+
+
+def test_flower_shows_a_failed_job_as_failure_and_a_canceled_one_as_revoked(launched):
+    bad = requests.post(f"{launched.base}/api/custom", json={"handler": "add", "args": {"numbers": "x"}}, timeout=30)
+    failed = poll(launched.base, bad.json()["id"])
+    assert failed["status"] == "failed"
+    long = start_long_job(launched.base, "canceled under Flower's eye")
+    assert stop(launched.base, long["id"])["status"] == "canceled"
+
+    def flower_state(task_id: str, state: str):
+        def reached() -> dict:
+            response = requests.get(f"{launched.flower}/api/task/info/{task_id}", auth=launched.login, timeout=30)
+            return response.ok and response.json()["state"] == state and response.json()
+
+        return wait_for(reached, 60, f"Flower to show task {task_id} {state}")
+
+    assert failed["error"]["message"] in flower_state(failed["id"], "FAILURE")["exception"]
+    flower_state(long["id"], "REVOKED")
 
 
 def test_a_killed_worker_is_restarted_its_job_completes_once_and_the_api_keeps_answering(launched):
@@ -200,9 +226,9 @@ def test_a_killed_worker_is_restarted_its_job_completes_once_and_the_api_keeps_a
 def test_ctrl_c_stops_the_api_and_workers_then_redis_without_a_traceback(launched):
     assert launched.stop() == 0
     output = launched.output()
-    assert "Traceback" not in output, output[-5000:]
-    first, last = output.index("stopping web, worker, flower"), output.index("stopping broker")
+    first, last = output.index("launcher | stopping web, worker, flower"), output.index("launcher | stopping broker")
     assert first < last
+    assert "Traceback" not in output[first:], output[first:]  # earlier ones belong to the failed test job
     assert output.rstrip().endswith("launcher | stopped")
 
 
