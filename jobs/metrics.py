@@ -88,7 +88,7 @@ def ended(client: redis.Redis, job_id: str, status: str) -> dict[str, Any]:
         log.warning("job %s: its %s end was not counted in the metrics: %s", job_id, status, exc)
         return {}
     figures = " ".join(f"{name}={seconds:.3f}s" for name, seconds in times.items())
-    log.info("job %s: %s kind=%s mode=%s worker=%s %s", job_id, status, kind, mode or "-", worker or "-", figures)
+    log.info("job %s: ended %s kind=%s mode=%s worker=%s %s", job_id, status, kind, mode or "-", worker or "-", figures)
     return {"kind": kind, "mode": mode, "worker": worker, **times}
 
 

@@ -36,7 +36,7 @@ def test_json_logs_give_one_line_per_job_transition_with_id_mode_worker_and_dura
     assert all(line["job_id"] == job["id"] for line in worker_lines if line["message"].startswith("job "))
     running = [line for line in worker_lines if line["message"].startswith(f"job {job['id']}: running")]
     assert len(running) == 1 and ran_on in running[0]["message"]
-    (ended,) = [line for line in worker_lines if line["message"].startswith(f"job {job['id']}: succeeded kind=")]
+    (ended,) = [line for line in worker_lines if line["message"].startswith(f"job {job['id']}: ended succeeded kind=")]
     assert f"mode=demo worker={ran_on}" in ended["message"]
     for figure in ("queue_wait=", "run=", "end_to_end="):
         assert figure in ended["message"]
