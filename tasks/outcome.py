@@ -38,7 +38,10 @@ class JobFailed(Exception):
 
 def report(task: Task, client: redis.Redis, job_id: str, outcome: str) -> str:
     """The result of a delivery of ``job_id`` that ended with ``outcome``; raises for a failed or canceled job."""
-    status, error = _status(client, job_id)
+    try:
+        status, error = _status(client, job_id)
+    except redis.RedisError as exc:  # the job has ended or moved on already; only the report is lost
+        return f"{outcome}: job {job_id}'s record could not be read ({exc})"
     duplicate = outcome == DROPPED
     if status == FAILED:
         raise JobFailed(f"{error} (a duplicate delivery, dropped)" if duplicate else error)
