@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import redis
 from celery import Celery
 from flask import Flask
 
-from api import cancel, custom, jobs, legacy, modes, status, superres
+from api import cancel, custom, jobs, legacy, metrics, modes, status, superres
 from api.errors import JSONProvider, register_error_handlers
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
+from jobs import logs
 from jobs.producer import Producer
 from jobs.records import JobRecords
 from modes.registry import ModesRegistry
@@ -52,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)
-    for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp):
+    for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
         app.register_blueprint(blueprint)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     return app

@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from jobs import metrics
 from jobs.keys import QUEUED_COUNT, RUNNING_INDEX, done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
@@ -233,6 +234,7 @@ class JobRecords:
         envelope = message.envelope if message else ""
         flag = "1" if counted else "0"
         depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, flag, *fields]))
+        metrics.admitted(self._redis, kind, mode, depth < 0)
         return (record if depth < 0 else None), depth
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -278,7 +280,7 @@ class JobRecords:
     def cancel(self, job_id: str, waiting: str | None = None) -> int:
         """Cancel the job (leaving ``waiting``, its mode's waiting set): CANCELED_NOW,
         CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
-        return int(
+        code = int(
             self._cancel(
                 keys=[
                     job_key(job_id),
@@ -298,6 +300,9 @@ class JobRecords:
                 ],
             )
         )
+        if code == CANCELED_NOW:
+            metrics.ended(self._redis, job_id, CANCELED)
+        return code
 
     def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
         """Move the job on to ``stage`` in one atomic step: mark the stage (deliveries of its earlier
@@ -334,6 +339,8 @@ class JobRecords:
             keys=[job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX],
             args=[token, status, now_iso(), field, json.dumps(value), self._ttl, job_id],
         )
+        if done:
+            metrics.ended(self._redis, job_id, status)
         return bool(done)
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
