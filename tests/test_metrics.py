@@ -3,6 +3,9 @@ prometheus-client's own parser.  Real processes: redis-server, the API (2 gunico
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import pytest
 import requests
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
@@ -66,11 +69,14 @@ def test_metrics_count_each_job_once_by_kind_mode_and_outcome_in_every_api_proce
     assert value(samples, ended, kind="custom", mode="", status="failed") == 1
     assert value(samples, ended, kind="generate", mode="npu", status="canceled") == 2
     assert value(samples, "dreamlab_jobs_waiting", mode="npu") == 0
-    for histogram in ("queue_wait", "run", "end_to_end"):
+    # Each histogram observed the job's own times, read back from its record (an independent source).
+    created, started, finished = (datetime.fromisoformat(done[k]) for k in ("created_at", "started_at", "finished_at"))
+    expected = {"queue_wait": started - created, "run": finished - started, "end_to_end": finished - created}
+    for histogram, took in expected.items():
         name = f"dreamlab_job_{histogram}_seconds"
         assert value(samples, f"{name}_count", mode="demo") == 1
         assert value(samples, f"{name}_bucket", mode="demo", le="+Inf") == 1
-        assert value(samples, f"{name}_sum", mode="demo") > 0
+        assert value(samples, f"{name}_sum", mode="demo") == pytest.approx(took.total_seconds(), abs=1e-3)
     assert value(samples, "dreamlab_job_end_to_end_seconds_count", mode="npu") == 2
     live = {labels: n for (name, labels), n in samples.items() if name == "dreamlab_workers"}
     assert sum(live.values()) == 1
