@@ -1,4 +1,4 @@
-"""Super-resolution over HTTP: ``POST /api/superres`` (202 + job) and the seed's ``POST /superres``
+"""Super-resolution over HTTP: ``POST /api/superres`` (202 + job) and the original Dream Lab's ``POST /superres``
 (the upscaled bytes), both on the job path: the upload goes to the object store, the job to
 the superres queue, and an SR worker does the work."""
 

@@ -4,7 +4,7 @@ Under ROUTER=affinity (the default) the worker consumes the generation queue of 
 mode at a time, the one tasks/router.py chooses (the mode it has loaded, unless
 another mode's backlog needs it more), plus the custom-job queue.  Under ROUTER=fifo
 it consumes its backend's one queue and switches models whenever the next job
-needs another (the seed's behaviour; kept to measure the router against).
+needs another (the original Dream Lab's behaviour; kept to measure the router against).
 It runs Celery's threads pool (nothing forks, so nothing forks after touching CUDA),
 late ack and prefetch 1 (celeryconfig.py), with one thread per job the backend runs at
 once (``concurrency``: 1, or the rknn backend's NUM_WORKERS NPU contexts).  The job
