@@ -102,12 +102,7 @@ class Router:
     def tick(self) -> str | None:
         """Decide once; return the mode moved to, if any."""
         with self._lock:
-            summary, now = self._read()
-            modes = self._current_modes(summary, now)
-            if self._allocator.due(summary, now):
-                summary = self._allocator.allocate(modes, self._modes_version) or summary
-            backlogs = self._backlogs(modes, summary, now)
-            servers, idle = (summary.servers, summary.idle) if summary else ({}, {})
+            modes, backlogs, servers, idle = self._view()
             target = self._choose(modes, backlogs, servers, idle)
             if target is not None and not self._table.serve(
                 self._name, target, self._lease_ms, self._state(), servers.get(target, 0)
@@ -182,14 +177,25 @@ class Router:
         raw, (seconds, micros) = pipe.execute()
         return read_summary(raw), seconds + micros / 1e6
 
-    def _current_modes(self, summary: Summary | None, now: float) -> list[str]:
-        """This backend's modes, re-read from the registry only when the summary was made from another
-        config version (or there is no fresh summary): a steady tick reads nothing more."""
-        if self._modes is None or summary is None or summary.version != self._modes_version:
-            self._modes = self.modes()
-        elif self._allocator.due(summary, now):
-            self._modes = self.modes()
-        return self._modes
+    def _view(
+        self, modes: list[str] | None = None
+    ) -> tuple[list[str], dict[str, Backlog], dict[str, int], dict[str, int]]:
+        """What a tick sees: this backend's modes, each one's backlog, its servers and how many of them
+        are idle; the summary is made here when this router holds the allocator lease or finds it stale.
+
+        The modes are re-read from the registry only when the summary was made from another
+        config version (or this router allocates): a steady tick reads nothing but the summary.
+        """
+        summary, now = self._read()
+        due = self._allocator.due(summary, now)
+        if modes is None:
+            if due or self._modes is None or summary is None or summary.version != self._modes_version:
+                self._modes = self.modes()
+            modes = self._modes
+        if due:
+            summary = self._allocator.allocate(modes, self._modes_version) or summary
+        servers, idle = (summary.servers, summary.idle) if summary else ({}, {})
+        return modes, self._backlogs(modes, summary, now), servers, idle
 
     def _backlogs(self, modes: list[str], summary: Summary | None, now: float) -> dict[str, Backlog]:
         """Each mode's backlog from the summary, with how long this router has seen it waiting unserved.
@@ -207,12 +213,8 @@ class Router:
         return backlogs
 
     def _snapshot(self, modes: list[str]) -> tuple[dict[str, Backlog], dict[str, int], dict[str, int]]:
-        """What a tick sees: each mode's backlog, its servers and how many of them are idle."""
-        summary, now = self._read()
-        if self._allocator.due(summary, now):
-            summary = self._allocator.allocate(modes, self._modes_version) or summary
-        servers, idle = (summary.servers, summary.idle) if summary else ({}, {})
-        return self._backlogs(modes, summary, now), servers, idle
+        """What a tick sees of ``modes``: each one's backlog, its servers and how many of them are idle."""
+        return self._view(modes)[1:]
 
     def _unserved_for(self, mode: str, unserved: bool) -> float:
         if not unserved:
