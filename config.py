@@ -91,6 +91,7 @@ class Settings:
     key_rate: float = 10.0
     key_burst: int = 60
     key_jobs_max: int = 20
+    key_jobs_per_day: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -125,6 +126,7 @@ class Settings:
             key_rate=_positive("KEY_RATE", 10.0),
             key_burst=max(1, _int("KEY_BURST", 60)),
             key_jobs_max=_int("KEY_JOBS_MAX", 20),
+            key_jobs_per_day=_int("KEY_JOBS_PER_DAY", 0),
         )
 
 

@@ -10,7 +10,7 @@ from flask import Flask
 
 from api import auth, cancel, custom, jobs, legacy, modes, status, superres
 from api.errors import JSONProvider, register_error_handlers
-from api.keys import KeyStore
+from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
@@ -30,7 +30,9 @@ def make_producer() -> Producer:
 
 
 def limit_settings(settings: Settings) -> LimitSettings:
-    return LimitSettings(settings.key_rate, settings.key_burst, settings.key_jobs_max, settings.retry_after)
+    return LimitSettings(
+        settings.key_rate, settings.key_burst, settings.key_jobs_max, settings.retry_after, settings.key_jobs_per_day
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -1,4 +1,4 @@
-"""AUTH=keys: every request but /healthz names an API key (api/keys.py), spends a token of its
+"""AUTH=keys: every request but /healthz names an API key (api/keystore.py), spends a token of its
 rate bucket (api/limits.py), and a user key is kept to the endpoints users may call.
 
 A key is sent as ``Authorization: Bearer <key>`` (the OpenAI SDK's way) or as the password of

@@ -9,10 +9,14 @@
   (the job is being admitted) counts for RESERVATION_SECONDS, so two submissions racing
   for the last place cannot both take it.  Ended jobs leave the set when the key next
   submits; the scripts that end jobs (jobs/records.py) need not know of keys.
+- Jobs a day (KEY_JOBS_PER_DAY, 0: no limit): a counter per key and UTC day, raised by the
+  same script when a job takes a place and lowered if its admission is then refused.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +27,8 @@ from api.errors import ApiError
 from jobs.keys import PREFIX, job_key
 
 RESERVATION_SECONDS = 60
+TAKEN, TOO_MANY_ACTIVE, DAY_SPENT = 0, 1, 2
+DAY = 86400
 
 # KEYS: the bucket. ARGV: rate (tokens/s), burst. Returns "0" or the seconds until a token is there.
 _TAKE_TOKEN = """
@@ -40,8 +46,9 @@ redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return tostring(wait)
 """
 
-# KEYS: the key's job set. ARGV: max, the new job's ID, the job record key prefix, reservation seconds.
-# Returns -1 when the job took a place, else how many of the key's jobs are active.
+# KEYS: the key's job set, its counter of the day. ARGV: max, the new job's ID, the job record key
+# prefix, reservation seconds, jobs a day (0: no limit).
+# Returns {TAKEN, 0}, {TOO_MANY_ACTIVE, active jobs} or {DAY_SPENT, jobs today}.
 _RESERVE_JOB = """
 local now = tonumber(redis.call('TIME')[1])
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -55,9 +62,13 @@ for i = 1, #entries, 2 do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-if active >= tonumber(ARGV[1]) then return active end
+if active >= tonumber(ARGV[1]) then return {1, active} end
+local today = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[5]) > 0 and today >= tonumber(ARGV[5]) then return {2, today} end
 redis.call('ZADD', KEYS[1], now, ARGV[2])
-return -1
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 2 * 86400)
+return {0, 0}
 """
 
 
@@ -69,12 +80,18 @@ def active_jobs_key(name: str) -> str:
     return f"{PREFIX}:keyjobs:{name}"
 
 
+def day_key(name: str, now: float) -> str:
+    """The key's counter of jobs on the UTC day of ``now``."""
+    return f"{PREFIX}:keyday:{name}:{int(now // DAY)}"
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     rate: float  # requests a second, refilled
     burst: int  # requests at once
     jobs_max: int  # jobs queued plus running
     retry_after: int  # seconds, when a job place is refused
+    jobs_per_day: int = 0  # 0: no limit
 
 
 class KeyLimits:
@@ -89,13 +106,18 @@ class KeyLimits:
         wait = self._take_token(keys=[bucket_key(name)], args=[self.settings.rate, self.settings.burst])
         return float(wait)
 
-    def reserve_job(self, name: str, job_id: str) -> int:
-        """-1 when ``job_id`` took one of the key's places, else how many jobs the key has active."""
-        args = [self.settings.jobs_max, job_id, job_key(""), RESERVATION_SECONDS]
-        return int(self._reserve_job(keys=[active_jobs_key(name)], args=args))
+    def reserve_job(self, name: str, job_id: str, day: str) -> tuple[int, int]:
+        """``(TAKEN, 0)`` when ``job_id`` took one of the key's places and counts in ``day``;
+        else ``(TOO_MANY_ACTIVE, active jobs)`` or ``(DAY_SPENT, jobs that day)``."""
+        args = [self.settings.jobs_max, job_id, job_key(""), RESERVATION_SECONDS, self.settings.jobs_per_day]
+        outcome, count = self._reserve_job(keys=[active_jobs_key(name), day], args=args)
+        return int(outcome), int(count)
 
-    def release_job(self, name: str, job_id: str) -> None:
-        self._redis.zrem(active_jobs_key(name), job_id)
+    def release_job(self, name: str, job_id: str, day: str) -> None:
+        pipe = self._redis.pipeline()
+        pipe.zrem(active_jobs_key(name), job_id)
+        pipe.decr(day)
+        pipe.execute()
 
     @contextmanager
     def job_place(self, name: str, job_id: str) -> Iterator[None]:
@@ -104,16 +126,25 @@ class KeyLimits:
         if not name:
             yield
             return
-        active = self.reserve_job(name, job_id)
-        if active >= 0:
+        now = time.time()
+        day = day_key(name, now)
+        outcome, count = self.reserve_job(name, job_id, day)
+        if outcome == TOO_MANY_ACTIVE:
             raise ApiError(
                 429,
-                f"key {name!r} has {active} jobs queued or running (KEY_JOBS_MAX={self.settings.jobs_max}); "
+                f"key {name!r} has {count} jobs queued or running (KEY_JOBS_MAX={self.settings.jobs_max}); "
                 "retry when one ends",
                 headers={"Retry-After": str(self.settings.retry_after)},
+            )
+        if outcome == DAY_SPENT:
+            raise ApiError(
+                429,
+                f"key {name!r} submitted {count} jobs today (KEY_JOBS_PER_DAY={self.settings.jobs_per_day}, "
+                "UTC days); retry tomorrow",
+                headers={"Retry-After": str(math.ceil(DAY - now % DAY))},
             )
         try:
             yield
         except BaseException:
-            self.release_job(name, job_id)
+            self.release_job(name, job_id, day)
             raise

@@ -11,7 +11,7 @@ from flask import current_app, g, has_request_context
 
 from api.caller import owner_name
 from api.errors import ApiError
-from api.keys import KeyStore
+from api.keystore import KeyStore
 from api.limits import KeyLimits
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key

@@ -10,16 +10,18 @@ import redis
 import requests
 
 from api.errors import ApiError
-from api.limits import KeyLimits, LimitSettings
+from api.limits import TAKEN, TOO_MANY_ACTIVE, KeyLimits, LimitSettings
 from jobs.keys import generation_queue, job_key
 from tests.processes import wait_for
 from tests.test_keys import bearer, create_key
 
-NEVER_REFILLS = "0.0001"  # tokens a second: a token comes back after hours, never within a test
+NEVER_REFILLS = "0.0001"
+DAY_KEY = "test:day"  # tokens a second: a token comes back after hours, never within a test
 
 
-def limits(redis_server, burst: int = 5, jobs_max: int = 3) -> KeyLimits:
-    return KeyLimits(redis_server.client(), LimitSettings(rate=0.0001, burst=burst, jobs_max=jobs_max, retry_after=7))
+def limits(redis_server, burst: int = 5, jobs_max: int = 3, per_day: int = 0) -> KeyLimits:
+    settings = LimitSettings(rate=0.0001, burst=burst, jobs_max=jobs_max, retry_after=7, jobs_per_day=per_day)
+    return KeyLimits(redis_server.client(), settings)
 
 
 def test_concurrent_requests_never_spend_one_token_twice(redis_server):
@@ -34,15 +36,15 @@ def test_concurrent_requests_never_spend_one_token_twice(redis_server):
 def test_concurrent_submissions_take_at_most_jobs_max_places_and_ended_jobs_leave(redis_server):
     places = limits(redis_server, jobs_max=3)
     with ThreadPoolExecutor(12) as pool:
-        outcomes = list(pool.map(lambda i: places.reserve_job("alice", f"job-{i}"), range(12)))
-    taken = [f"job-{i}" for i, outcome in enumerate(outcomes) if outcome == -1]
+        outcomes = list(pool.map(lambda i: places.reserve_job("alice", f"job-{i}", DAY_KEY), range(12)))
+    taken = [f"job-{i}" for i, outcome in enumerate(outcomes) if outcome == (TAKEN, 0)]
     assert len(taken) == 3  # places held by jobs whose records are not written yet still count
-    assert places.reserve_job("alice", "late") == 3
+    assert places.reserve_job("alice", "late", DAY_KEY) == (TOO_MANY_ACTIVE, 3)
     client = redis_server.client()
     client.hset(job_key(taken[0]), "status", "queued")
     client.hset(job_key(taken[1]), "status", "succeeded")
-    assert places.reserve_job("alice", "after-one-ended") == -1
-    assert places.reserve_job("bob", "bobs") == -1
+    assert places.reserve_job("alice", "after-one-ended", DAY_KEY) == (TAKEN, 0)
+    assert places.reserve_job("bob", "bobs", "bobs-day") == (TAKEN, 0)
 
 
 def test_a_key_that_floods_gets_429_while_another_keys_job_runs(make_stack):
@@ -99,3 +101,21 @@ def test_a_job_refused_at_admission_gives_its_place_back(redis_server):
     with pytest.raises(ApiError) as refused, places.job_place("alice", "one-too-many"):
         pass
     assert refused.value.status == 429 and refused.value.headers == {"Retry-After": "7"}
+
+
+def test_jobs_a_day_are_counted_whether_or_not_they_ended_and_a_refused_one_is_not(redis_server):
+    places = limits(redis_server, jobs_max=5, per_day=2)
+    client = redis_server.client()
+    for job in ("first", "second"):
+        with places.job_place("alice", job):
+            pass
+        client.hset(job_key(job), "status", "succeeded")  # ended: its place is free, its count stays
+    with pytest.raises(ApiError) as refused, places.job_place("alice", "third"):
+        pass
+    assert "KEY_JOBS_PER_DAY=2" in refused.value.message
+    assert 0 < int(refused.value.headers["Retry-After"]) <= 86400  # until midnight UTC
+    with pytest.raises(ApiError), places.job_place("bob", "refused"):
+        raise ApiError(429, "QUEUE_MAX")
+    for job in ("one", "two"):  # bob's refused job did not count against his day
+        with places.job_place("bob", job):
+            pass

@@ -10,7 +10,7 @@ import uuid
 import requests
 import yaml
 
-from api.keys import digest
+from api.keystore import digest
 from tests.processes import ROOT
 
 SPEC = ROOT / "api" / "openapi.yaml"
