@@ -12,6 +12,7 @@ import yaml
 
 from api.keystore import digest
 from tests.processes import ROOT
+from tests.sr_helpers import encoded, picture
 
 SPEC = ROOT / "api" / "openapi.yaml"
 
@@ -139,3 +140,15 @@ def test_a_user_key_sees_only_its_own_jobs_and_no_operator_endpoint(make_stack):
 
     cancel = requests.post(f"{base}/api/jobs/{job}/cancel", headers=bearer(alice), timeout=30)
     assert cancel.status_code == 200, cancel.text
+
+
+def test_a_super_resolution_job_belongs_to_its_key(make_stack):
+    stack = make_stack(AUTH="keys")
+    base = stack.start_api()  # no SR worker: the job stays queued
+    alice, bob = create_key(stack.env, "user", "alice"), create_key(stack.env, "user", "bob")
+    upload = {"file": ("in.png", encoded(picture(32, 32)))}
+    submitted = requests.post(f"{base}/api/superres", files=upload, headers=bearer(alice), timeout=30)
+    assert submitted.status_code == 202, submitted.text
+    job = submitted.json()["id"]
+    assert requests.get(f"{base}/api/jobs/{job}", headers=bearer(bob), timeout=30).status_code == 404
+    assert requests.get(f"{base}/api/jobs/{job}", headers=bearer(alice), timeout=30).status_code == 200
