@@ -200,6 +200,7 @@ class JobRecords:
         turn: Turn | None = None,
         message: QueuedMessage | None = None,
         counted: bool = False,
+        owner: str = "",
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record and push its ``message``, unless ``queue_max`` jobs wait in
         ``queues``, in one atomic step: no job is recorded without its message, nor queued without its record.
@@ -211,6 +212,7 @@ class JobRecords:
         With a ``turn`` the job joins its mode's waiting set in the same step, scored by
         Redis' clock (so every host ages jobs alike) less its head start.
         Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
+        ``owner`` is the name of the API key that submitted it (api/auth.py), "" under AUTH=off.
         """
         record = {
             "id": job_id,
@@ -222,6 +224,7 @@ class JobRecords:
             "attempts": 0,
             "completions": 0,
             **({"waiting": turn.waiting, "payload": turn.payload} if turn else {}),
+            **({"owner": owner} if owner else {}),
         }
         fields = [item for pair in _encode(record).items() for item in pair]
         offset = repr(turn.head_start) if turn else ""
