@@ -1,12 +1,13 @@
 # Two commands: `make run` brings the stack up, `make test` runs the whole suite.
 # Both set themselves up (.venv, pip installs, the demo model).
+# `make celery ARGS='inspect active'` runs Celery's CLI against `make run`'s stack.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := .cache/models/tiny-sd15
 
-.PHONY: run test lint install demo-model bench
+.PHONY: run test lint install demo-model bench celery
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,3 +34,6 @@ test: lint
 
 bench: demo-model
 	$(PY) -m bench.overhead
+
+celery:
+	$(PY) -m scripts.celery_cli $(ARGS)

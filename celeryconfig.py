@@ -29,5 +29,6 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 worker_hijack_root_logger = False
-worker_send_task_events = False
-task_send_sent_event = False
+# Task events feed Flower and `celery events` from a worker's start (no `enable_events` needed).
+worker_send_task_events = True
+task_send_sent_event = True

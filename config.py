@@ -45,6 +45,13 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _positive(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value <= 0:
+        raise SystemExit(f"{name}={value:g} must be greater than 0")
+    return value
+
+
 def _presign_seconds() -> int:
     seconds = _int("S3_PRESIGN_SECONDS", 300)
     if not 1 <= seconds <= 7 * 24 * 3600:  # S3 signs a URL for at most a week
@@ -80,6 +87,11 @@ class Settings:
     store_serve: str = "proxy"
     max_json_bytes: int = 24 * 1024 * 1024
     s3_presign_seconds: int = 300
+    auth: str = "off"
+    key_rate: float = 10.0
+    key_burst: int = 60
+    key_jobs_max: int = 20
+    key_jobs_per_day: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -110,6 +122,11 @@ class Settings:
             store_serve=_choice("STORE_SERVE", ("proxy", "redirect")),
             s3_presign_seconds=_presign_seconds(),
             max_json_bytes=_int("MAX_JSON_BYTES", 24 * 1024 * 1024),
+            auth=_choice("AUTH", ("off", "keys")),
+            key_rate=_positive("KEY_RATE", 10.0),
+            key_burst=max(1, _int("KEY_BURST", 60)),
+            key_jobs_max=_int("KEY_JOBS_MAX", 20),
+            key_jobs_per_day=_int("KEY_JOBS_PER_DAY", 0),
         )
 
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 import redis
 from celery import Celery
 from flask import Flask
 
-from api import cancel, custom, jobs, legacy, modes, status, superres
+from api import auth, cancel, custom, jobs, legacy, metrics, modes, status, superres
 from api.errors import JSONProvider, register_error_handlers
+from api.keystore import KeyStore
+from api.limits import KeyLimits, LimitSettings
 from api.services import Services
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
+from jobs import logs
 from jobs.producer import Producer
 from jobs.records import JobRecords
 from modes.registry import ModesRegistry
@@ -25,6 +26,12 @@ def make_producer() -> Producer:
     app = Celery("dreamlab-api")
     app.config_from_object("celeryconfig")
     return Producer(app)
+
+
+def limit_settings(settings: Settings) -> LimitSettings:
+    return LimitSettings(
+        settings.key_rate, settings.key_burst, settings.key_jobs_max, settings.retry_after, settings.key_jobs_per_day
+    )
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -49,10 +56,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
         registry=registry,
         producer=make_producer(),
+        keys=KeyStore(client),
+        limits=KeyLimits(client, limit_settings(settings)),
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)
-    for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp):
+    auth.install(app)
+    for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
         app.register_blueprint(blueprint)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     return app

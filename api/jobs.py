@@ -6,6 +6,7 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
+from api.caller import owner_name, sees_everything
 from api.errors import ApiError
 from api.services import services
 from api.superres_fields import generation_options, split_generation_fields, sr_settings
@@ -18,11 +19,12 @@ bp = Blueprint("jobs", __name__)
 
 
 def load_record(job_id: str) -> dict:
-    """The job's record, or a 404 (also for IDs that are not UUIDs)."""
+    """The job's record, or a 404 (also for IDs that are not UUIDs, and for another key's job when
+    the caller is a user key: it learns nothing of other keys' jobs, not even that they exist)."""
     if not _is_uuid(job_id):
         raise ApiError(404, f"no job {job_id!r}: job IDs are UUIDs returned by POST /api/jobs")
     record = services().records.get(job_id)
-    if record is None:
+    if record is None or not (sees_everything() or record.get("owner") == owner_name()):
         raise ApiError(404, f"no job {job_id!r}; it never existed or its record expired (JOB_TTL)")
     return record
 

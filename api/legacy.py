@@ -1,4 +1,4 @@
-"""The seed's synchronous endpoints, as submit-then-wait wrappers over the job path."""
+"""The original Dream Lab's synchronous endpoints, as submit-then-wait wrappers over the job path."""
 
 from __future__ import annotations
 

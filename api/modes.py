@@ -4,24 +4,45 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, url_for
 
+from api.caller import sees_everything
 from api.errors import ApiError, error_body
 from api.services import services
 from api.status import live_workers
 from api.validation import json_object
 from api.views import public_job
+from modes import Mode
 
 bp = Blueprint("modes", __name__)
 
 
 def modes_view() -> dict:
+    """The listing; a user key sees no file paths (model folders, LoRA files, the modes file)."""
     svc = services()
     modes = svc.modes
+    full = sees_everything()
+    config = svc.registry.status()
     return {
         "default_mode": modes.default_mode,
         "current_modes": sorted({w["mode"] for w in live_workers(svc) if w["mode"]}),
-        "modes": [mode.describe() for mode in modes.modes.values()],
-        "config": svc.registry.status(),
+        "modes": [mode.describe() if full else public_mode(mode) for mode in modes.modes.values()],
+        "config": config if full else public_config(config),
     }
+
+
+def public_config(config: dict) -> dict:
+    """The config's version without the modes file's path, nor a refused reload's message (it names paths)."""
+    error = config["error"] and {
+        "message": "the last reload was refused; an admin key sees why",
+        "at": config["error"]["at"],
+    }
+    return {**config, "source": None, "error": error}
+
+
+def public_mode(mode: Mode) -> dict:
+    """A mode without paths: its model is named by the mode, a LoRA by its adapter name."""
+    described = {k: v for k, v in mode.describe().items() if k != "model"}
+    described["loras"] = [{k: v for k, v in lora.items() if k != "path"} for lora in described["loras"]]
+    return described
 
 
 @bp.get("/api/modes")

@@ -9,7 +9,10 @@ from typing import Any
 import redis
 from flask import current_app, g, has_request_context
 
+from api.caller import owner_name
 from api.errors import ApiError
+from api.keystore import KeyStore
+from api.limits import KeyLimits
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
@@ -29,6 +32,8 @@ class Services:
     store: ObjectStore
     registry: ModesRegistry
     producer: Producer
+    keys: KeyStore
+    limits: KeyLimits
 
     @property
     def modes(self) -> ModesConfig:
@@ -92,7 +97,6 @@ class Services:
     ) -> dict[str, Any]:
         """Store the job's uploads, then record and enqueue it in one atomic step (a mode's job joins its
         waiting set in the same step)."""
-        queues = sorted({*self.queues().values(), CUSTOM_QUEUE})
         queue = mode_queue(self.settings.router, mode.backend, mode.name) if mode else CUSTOM_QUEUE
         waiting = waiting_key(mode.backend, mode.name) if mode else None
         turn = Turn(waiting, priority * self.settings.priority_aging, payload) if waiting else None
@@ -103,13 +107,17 @@ class Services:
             raise ApiError(503, f"could not store the job's input image ({exc}); check STORE_URL") from exc
         message = self.producer.message(task, payload, queue, job_id)
         name = mode.name if mode else ""
-        record, depth = self.records.create(job_id, kind, name, params, queues, self.settings.queue_max, turn, message)
-        if record is None:
-            raise ApiError(
-                429,
-                f"{depth} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
-                headers={"Retry-After": str(self.settings.retry_after)},
+        owner = owner_name()
+        with self.limits.job_place(owner, job_id):
+            record, depth = self.records.create(
+                job_id, kind, name, params, [], self.settings.queue_max, turn, message, counted=True, owner=owner
             )
+            if record is None:
+                raise ApiError(
+                    429,
+                    f"{depth} jobs are waiting (QUEUE_MAX={self.settings.queue_max}); retry later",
+                    headers={"Retry-After": str(self.settings.retry_after)},
+                )
         current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record
 

@@ -1,4 +1,4 @@
-"""Super-resolution over HTTP: ``POST /api/superres`` (202 + job) and the seed's ``POST /superres``
+"""Super-resolution over HTTP: ``POST /api/superres`` (202 + job) and the original Dream Lab's ``POST /superres``
 (the upscaled bytes), both on the job path: the upload goes to the object store, the job to
 the superres queue, and an SR worker does the work."""
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
+from api.caller import owner_name
 from api.errors import ApiError
 from api.jobs import result_png
 from api.services import Services, services
@@ -67,19 +68,27 @@ def submit(svc: Services, sr: SuperResSettings, data: bytes, options: SuperResOp
     except Exception as exc:
         raise ApiError(503, f"could not store the upload ({exc}); check STORE_URL") from exc
     message = svc.producer.message(SUPERRES_TASK, job.to_dict(), SUPERRES_QUEUE, job.job_id)
+    owner = owner_name()
     try:
-        record, waiting = svc.records.create(
-            job.job_id, SUPERRES_KIND, SUPERRES_KIND, params, [SUPERRES_QUEUE], sr.queue_max, message=message
-        )
+        with svc.limits.job_place(owner, job.job_id):
+            record, waiting = svc.records.create(
+                job.job_id,
+                SUPERRES_KIND,
+                SUPERRES_KIND,
+                params,
+                [SUPERRES_QUEUE],
+                sr.queue_max,
+                message=message,
+                owner=owner,
+            )
+            if record is None:
+                raise ApiError(
+                    429,
+                    f"{waiting} super-resolution jobs are waiting (SR_QUEUE_MAX={sr.queue_max}); retry later",
+                    headers={"Retry-After": str(svc.settings.retry_after)},
+                )
     except BaseException:
         svc.store.delete(job.input_key)
         raise
-    if record is None:
-        svc.store.delete(job.input_key)
-        raise ApiError(
-            429,
-            f"{waiting} super-resolution jobs are waiting (SR_QUEUE_MAX={sr.queue_max}); retry later",
-            headers={"Retry-After": str(svc.settings.retry_after)},
-        )
     current_app.logger.info("job %s: super-resolution x%d queued", job.job_id, options.magnitude)
     return record

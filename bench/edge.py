@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 FULL_MODEL = ROOT / ".cache" / "models" / "full-sd15"
 FULL_ONNX = ROOT / ".cache" / "models" / "full-sd15-onnx"
-# The seed's RK3588 figures (FACTS.md), quoted, not measured here.
+# The original Dream Lab's RK3588 figures (FACTS.md), quoted, not measured here.
 SEED_RK3588 = "UNet 2.36 s/step at 384 px, 5.65 s/step at 512 px; VAE decode 5.48 s (384 px), 11-14 s (512 px)"
 
 
@@ -143,7 +143,7 @@ def main() -> None:
     print(f"onnx / torch job time: {onnx_r['job_s'] / torch_r['job_s']:.2f}x (target <= 0.70)")
     print(f"onnx / torch UNet step: {onnx_r['unet_step_s'] / torch_r['unet_step_s']:.2f}x")
     print(f"images: max |difference| {difference.max()} levels, mean {difference.mean():.4f}")
-    print(f"seed's RK3588 figures (FACTS.md, not measured here): {SEED_RK3588}")
+    print(f"the original Dream Lab's RK3588 figures (FACTS.md, not measured here): {SEED_RK3588}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A fixed trace (seeded: 200 jobs over 3 modes, Poisson arrivals) is submitted over HTTP to
 a stack of Redis, the API and 2 Celery workers, once with ROUTER=affinity and once with
 ROUTER=fifo (one queue per backend, a model switch whenever the next job needs another
-mode: the seed's behaviour).  The workers run the timed backend (workers/timed.py), which
+mode: the original Dream Lab's behaviour).  The workers run the timed backend (workers/timed.py), which
 sleeps a profile's load, step and decode costs scaled by ``--scale``; the queues, the
 router and the heartbeats are the real code, and switch counts are the workers' own.
 Targets: switches <= 0.2x FIFO, makespan <= 0.6x.

@@ -46,11 +46,27 @@ def waiting_key(backend: str, mode: str) -> str:
 RUNNING_INDEX = f"{PREFIX}:running"
 """A sorted set of the turn jobs (generation and switch) that workers hold, scored by claim time:
 where tasks/orphans.py looks for jobs left running with no lease."""
+QUEUED_COUNT = f"{PREFIX}:queued"  # jobs admitted against QUEUE_MAX and not yet claimed or canceled
 
 
 def serving_key(backend: str) -> str:
-    """A hash worker -> "mode|expires_ms": which mode each live worker of the backend serves."""
+    """A hash worker -> "mode|expires_ms|state": which mode each live worker of the backend serves."""
     return f"{PREFIX}:serving:{backend}"
+
+
+def servers_key(backend: str) -> str:
+    """A hash mode -> live servers and "mode|idle" -> idle ones, kept with serving_key in the same steps."""
+    return f"{PREFIX}:servers:{backend}"
+
+
+def allocator_key(backend: str) -> str:
+    """The lease of the backend's elected allocator (its holder's name, with an expiry)."""
+    return f"{PREFIX}:allocator:{backend}"
+
+
+def summary_key(backend: str) -> str:
+    """The allocator's latest view of the backend's backlog, per mode, as JSON (tasks/allocator.py)."""
+    return f"{PREFIX}:summary:{backend}"
 
 
 def result_object_key(job_id: str) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 import redis
 
-from jobs.keys import RUNNING_INDEX, done_key, job_key, lease_key
+from jobs import metrics
+from jobs.keys import QUEUED_COUNT, RUNNING_INDEX, done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
@@ -35,17 +36,27 @@ if ARGV[6] == '1' then
   redis.call('ZREM', KEYS[3], ARGV[7])
   redis.call('ZADD', KEYS[4], redis.call('TIME')[1], ARGV[7])
 end
+if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis.call('DECR', KEYS[5]) end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return 1
 """
 
-# KEYS: record, waiting set (or the record), the list to push the message on (or the record), queues to count.
+# KEYS: record, waiting set (or the record), the list to push the message on (or the record), then the
+# count of queued jobs (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count.
 _ADMIT = """
 local waiting = 0
-for i = 4, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+if ARGV[6] == '1' then
+  waiting = tonumber(redis.call('GET', KEYS[4]) or '0')
+else
+  for i = 4, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+end
 if waiting >= tonumber(ARGV[1]) then return waiting end
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[1], 'counted', '1')
+  redis.call('INCR', KEYS[4])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
   local t = redis.call('TIME')
@@ -95,7 +106,8 @@ return 1
 """
 
 # A turn job left running with no lease and no stage beyond generation (its worker died, or Redis
-# lost the lease) goes back to its mode's waiting set at its old rank, with a message of its own.
+# lost the lease) goes back to its mode's waiting set at its old rank, with a message of its own, counted
+# against QUEUE_MAX again until it is claimed.
 _REQUEUE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' or redis.call('HEXISTS', KEYS[1], 'stage') == 1 then
@@ -104,8 +116,9 @@ if status ~= 'running' or redis.call('HEXISTS', KEYS[1], 'stage') == 1 then
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local rank = redis.call('HGET', KEYS[1], 'rank') or redis.call('TIME')[1]
-redis.call('HSET', KEYS[1], 'status', 'queued', 'progress', 'null')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'progress', 'null', 'counted', '1')
 redis.call('HDEL', KEYS[1], 'worker', 'started_at')
+redis.call('INCR', KEYS[6])
 redis.call('ZADD', KEYS[3], rank, ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('LPUSH', KEYS[5], ARGV[2])
@@ -128,6 +141,7 @@ if status == 'running' then message = ARGV[3] end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1], 'error', message)
 if ARGV[5] == '1' then redis.call('ZREM', KEYS[4], ARGV[6]) end
 redis.call('ZREM', KEYS[5], ARGV[6])
+if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis.call('DECR', KEYS[6]) end
 redis.call('RPUSH', KEYS[3], 'canceled')
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 1
@@ -185,13 +199,20 @@ class JobRecords:
         queue_max: int,
         turn: Turn | None = None,
         message: QueuedMessage | None = None,
+        counted: bool = False,
+        owner: str = "",
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record and push its ``message``, unless ``queue_max`` jobs wait in
         ``queues``, in one atomic step: no job is recorded without its message, nor queued without its record.
 
+        A ``counted`` job is counted in QUEUED_COUNT instead, from its admission until it is claimed or
+        canceled, and admitted while fewer than ``queue_max`` counted jobs wait (one read, whatever
+        the number of queues).
+
         With a ``turn`` the job joins its mode's waiting set in the same step, scored by
         Redis' clock (so every host ages jobs alike) less its head start.
         Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
+        ``owner`` is the name of the API key that submitted it (api/auth.py), "" under AUTH=off.
         """
         record = {
             "id": job_id,
@@ -203,6 +224,7 @@ class JobRecords:
             "attempts": 0,
             "completions": 0,
             **({"waiting": turn.waiting, "payload": turn.payload} if turn else {}),
+            **({"owner": owner} if owner else {}),
         }
         fields = [item for pair in _encode(record).items() for item in pair]
         offset = repr(turn.head_start) if turn else ""
@@ -210,10 +232,12 @@ class JobRecords:
             job_key(job_id),
             turn.waiting if turn else job_key(job_id),
             message.queue if message else job_key(job_id),
-            *queues,
+            *([QUEUED_COUNT] if counted else queues),
         ]
         envelope = message.envelope if message else ""
-        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, *fields]))
+        flag = "1" if counted else "0"
+        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, flag, *fields]))
+        metrics.admitted(self._redis, kind, mode, depth < 0)
         return (record if depth < 0 else None), depth
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -232,7 +256,7 @@ class JobRecords:
         """
         return int(
             self._claim(
-                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX],
+                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX, QUEUED_COUNT],
                 args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage],
             )
         )
@@ -259,9 +283,16 @@ class JobRecords:
     def cancel(self, job_id: str, waiting: str | None = None) -> int:
         """Cancel the job (leaving ``waiting``, its mode's waiting set): CANCELED_NOW,
         CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
-        return int(
+        code = int(
             self._cancel(
-                keys=[job_key(job_id), lease_key(job_id), done_key(job_id), waiting or done_key(job_id), RUNNING_INDEX],
+                keys=[
+                    job_key(job_id),
+                    lease_key(job_id),
+                    done_key(job_id),
+                    waiting or done_key(job_id),
+                    RUNNING_INDEX,
+                    QUEUED_COUNT,
+                ],
                 args=[
                     now_iso(),
                     json.dumps({"message": "canceled on request before it started"}),
@@ -272,6 +303,9 @@ class JobRecords:
                 ],
             )
         )
+        if code == CANCELED_NOW:
+            metrics.ended(self._redis, job_id, CANCELED)
+        return code
 
     def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
         """Move the job on to ``stage`` in one atomic step: mark the stage (deliveries of its earlier
@@ -291,7 +325,7 @@ class JobRecords:
         leaves the running index)."""
         return bool(
             self._requeue(
-                keys=[job_key(job_id), lease_key(job_id), waiting, RUNNING_INDEX, message.queue],
+                keys=[job_key(job_id), lease_key(job_id), waiting, RUNNING_INDEX, message.queue, QUEUED_COUNT],
                 args=[job_id, message.envelope],
             )
         )
@@ -308,6 +342,8 @@ class JobRecords:
             keys=[job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX],
             args=[token, status, now_iso(), field, json.dumps(value), self._ttl, job_id],
         )
+        if done:
+            metrics.ended(self._redis, job_id, status)
         return bool(done)
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:

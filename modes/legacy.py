@@ -1,4 +1,4 @@
-"""The seed's environment variables as a one-mode config, used when no modes.yaml exists."""
+"""The original Dream Lab's environment variables as a one-mode config, used when no modes.yaml exists."""
 
 from __future__ import annotations
 

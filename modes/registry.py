@@ -81,6 +81,11 @@ class ModesRegistry:
             self._config, self._version = config, version
         return ReloadResult(version, None)
 
+    @property
+    def version(self) -> int:
+        """The version of the config ``current`` last returned."""
+        return self._version
+
     def current(self) -> ModesConfig:
         """The fleet's current config (re-read from Redis when another process published a new one)."""
         self._sync()

@@ -8,11 +8,21 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 log = logging.getLogger(__name__)
 DEBOUNCE_SECONDS = 0.3  # editors write a file in several steps
+# Writes, creations and moves only: watchdog also reports a file being opened and closed
+# unwritten, which the reload's own read of the file causes, so reacting to those reloads forever.
+CHANGES = frozenset({EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED, EVENT_TYPE_CREATED, EVENT_TYPE_MOVED})
 
 
 class _FileChanged(FileSystemEventHandler):
@@ -23,6 +33,8 @@ class _FileChanged(FileSystemEventHandler):
         self._lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:
+            return
         # The folder may hold busy files (logs): compare names before resolving any path.
         paths = [str(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
         if not any(Path(p).name == self._path.name and Path(p).resolve() == self._path for p in paths):

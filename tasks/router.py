@@ -1,12 +1,15 @@
 """A worker's mode-affinity router: it consumes the queue of one mode and moves as the policy says.
 
-Every ``ROUTER_INTERVAL`` seconds the router reads the backlog of each mode its backend
-can run (the waiting sets the API fills, jobs/keys.py) and which mode every live worker
-serves (a Redis hash of leases that each router renews), asks tasks/router_policy.py,
-and moves the worker's Celery consumer when the policy says so.  Moves are atomic
-against other routers: a worker takes a mode only if no other worker took it since it
-looked, so two idle workers do not chase the same backlog.  It also follows the modes
-config as it is reloaded: a removed mode's server chooses again.
+Every ``ROUTER_INTERVAL`` seconds the router reads the backend's summary (each mode's
+backlog, published by the backend's elected allocator, tasks/allocator.py) and the
+live number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and
+moves the worker's Celery consumer when the policy says so.  A tick costs Redis the
+same at any fleet size: one pipelined read of O(modes) and one write of the worker's
+own entry; the router that holds the allocator lease also reads the whole fleet, once
+per tick.  Moves are atomic against other routers: a worker takes a mode only if no
+other worker took it since it looked, so two idle workers do not chase the same
+backlog.  It also follows the modes config as it is reloaded: a removed mode's
+server chooses again.
 """
 
 from __future__ import annotations
@@ -17,34 +20,16 @@ import time
 from collections.abc import Callable
 
 from config import Settings
-from jobs.keys import CUSTOM_QUEUE, generation_queue, job_key, serving_key, waiting_key
+from jobs.keys import CUSTOM_QUEUE, generation_queue, summary_key
 from modes.registry import ModesRegistry
+from tasks.allocator import LEASE_MS as ALLOCATOR_LEASE_MS
+from tasks.allocator import Allocator, Summary, read_summary
 from tasks.celery_app import app
 from tasks.router_policy import Backlog, RouterPolicy, WorkerView
+from tasks.serving import ANY, ServingTable
 
 log = logging.getLogger(__name__)
 LEASE_MS = 10_000  # a dead worker stops counting as a server after this long (as its heartbeat)
-ANY = 1 << 30
-
-_TAKE = """
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local others = 0
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  local value = entries[i + 1]
-  local first = string.find(value, '|', 1, true)
-  local second = string.find(value, '|', first + 1, true)
-  if tonumber(string.sub(value, first + 1, second - 1)) < now then
-    redis.call('HDEL', KEYS[1], entries[i])
-  elseif entries[i] ~= ARGV[1] and string.sub(value, 1, first - 1) == ARGV[2] then
-    others = others + 1
-  end
-end
-if others > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. (now + tonumber(ARGV[4])) .. '|' .. ARGV[5])
-return 1
-"""
 
 
 class Router:
@@ -58,9 +43,11 @@ class Router:
         cached: Callable[[], set[str]] = set,
         lease_ms: int = LEASE_MS,
         busy: Callable[[], bool] = lambda: False,
+        allocator_ms: int = ALLOCATOR_LEASE_MS,
     ) -> None:
         """``cached`` tells which modes the worker holds in host RAM, ``busy`` whether it runs a
-        job now; ``lease_ms`` is how long it counts as its mode's server after its last tick."""
+        job now; ``lease_ms`` is how long it counts as its mode's server after its last tick,
+        ``allocator_ms`` how long the allocator lease outlives its holder's last tick."""
         self._redis = redis_client
         self._registry = registry
         self.serves = serves
@@ -75,13 +62,18 @@ class Router:
             starvation=settings.router_starvation,
             switch_cost=settings.router_switch_cost,
         )
-        self._take = redis_client.register_script(_TAKE)
+        self._table = ServingTable(redis_client, serves)
+        allocator_ms = max(allocator_ms, int(4000 * self._interval))  # the holder renews it every tick
+        self._allocator = Allocator(redis_client, serves, name, self._table, allocator_ms)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._since = time.monotonic()
         self._pinned_until = 0.0
         self._consuming = False
         self._unserved_since: dict[str, float] = {}
+        self._modes: list[str] | None = None
+        self._modes_version = 0
+        self._written: tuple[str, str, float] = ("", "", 0.0)  # the entry last written: mode, state, when
         self.serving: str | None = None
 
     @property
@@ -92,7 +84,9 @@ class Router:
 
     def modes(self) -> list[str]:
         """The modes of the current config that this worker's backend can run."""
-        return [m.name for m in self._registry.current().modes.values() if m.backend == self.serves]
+        config = self._registry.current()
+        self._modes_version = self._registry.version
+        return [m.name for m in config.modes.values() if m.backend == self.serves]
 
     def start(self) -> None:
         """Begin following the policy; the worker consumes ``queues`` from now on."""
@@ -101,30 +95,29 @@ class Router:
 
     def stop(self) -> None:
         self._stop.set()
-        self._redis.hdel(serving_key(self.serves), self._name)
+        with self._lock:
+            self._table.leave(self._name)
+            self._allocator.release()
 
     def tick(self) -> str | None:
         """Decide once; return the mode moved to, if any."""
         with self._lock:
-            modes = self.modes()
-            backlogs, servers, idle = self._snapshot(modes)
-            now = time.monotonic()
-            me = WorkerView(
-                serving=self.serving if self.serving in modes else None,
-                dwell=now - self._since,
-                pinned=now < self._pinned_until,
-                cached=frozenset(self._cached()),
-            )
-            target = self._policy.choose(me, backlogs, servers, idle)
-            if target is None or target == self.serving:
-                self._renew()
-                return None
-            others = servers.get(target, 0)
-            if not self._take(
-                keys=[serving_key(self.serves)], args=[self._name, target, others, self._lease_ms, self._state()]
+            modes, backlogs, servers, idle = self._view()
+            target = self._choose(modes, backlogs, servers, idle)
+            if target is not None and not self._table.serve(
+                self._name, target, self._lease_ms, self._state(), servers.get(target, 0)
             ):
+                # Another router took it since the summary was made: decide again on the live counts.
+                servers, idle = self._table.counts()
+                target = self._choose(modes, backlogs, servers, idle)
+                if target is not None and not self._table.serve(
+                    self._name, target, self._lease_ms, self._state(), servers.get(target, 0)
+                ):
+                    target = None
+            if target is None:
                 self._renew()
                 return None
+            self._written = (target, self._state(), time.monotonic())
             why = ", ".join(f"{m}: {b.waiting} waiting, oldest {b.oldest_wait:.1f}s" for m, b in backlogs.items())
             log.info("router: %s moves from %s to %s (%s)", self._name, self.serving, target, why)
             self._consume(target)
@@ -135,18 +128,38 @@ class Router:
         with self._lock:
             self._pinned_until = time.monotonic() + self._pin_seconds
             if mode != self.serving:
-                self._take(keys=[serving_key(self.serves)], args=[self._name, mode, ANY, self._lease_ms, self._state()])
+                self._table.serve(self._name, mode, self._lease_ms, self._state(), ANY)
+                self._written = (mode, self._state(), time.monotonic())
                 log.info("router: %s pinned to %s by a switch job", self._name, mode)
                 self._consume(mode)
+
+    def _choose(
+        self, modes: list[str], backlogs: dict[str, Backlog], servers: dict[str, int], idle: dict[str, int]
+    ) -> str | None:
+        """The mode to move to, or None to stay."""
+        now = time.monotonic()
+        me = WorkerView(
+            serving=self.serving if self.serving in modes else None,
+            dwell=now - self._since,
+            pinned=now < self._pinned_until,
+            cached=frozenset(self._cached()),
+        )
+        target = self._policy.choose(me, backlogs, servers, idle)
+        return None if target == self.serving else target
 
     def _state(self) -> str:
         return "busy" if self._busy() else "idle"
 
     def _renew(self) -> None:
-        if self.serving:
-            self._take(
-                keys=[serving_key(self.serves)], args=[self._name, self.serving, ANY, self._lease_ms, self._state()]
-            )
+        """Write the entry when its state changed or a third of its lease passed: most ticks write nothing."""
+        if not self.serving:
+            return
+        state = self._state()
+        mode, written_state, at = self._written
+        if (mode, written_state) == (self.serving, state) and time.monotonic() - at < self._lease_ms / 3000:
+            return
+        self._table.serve(self._name, self.serving, self._lease_ms, state)
+        self._written = (self.serving, state, time.monotonic())
 
     def _consume(self, mode: str) -> None:
         old, self.serving, self._since = self.serving, mode, time.monotonic()
@@ -156,57 +169,52 @@ class Router:
         if old:
             app.control.cancel_consumer(generation_queue(self.serves, old), destination=[self._name])
 
-    def _snapshot(self, modes: list[str]) -> tuple[dict[str, Backlog], dict[str, int], dict[str, int]]:
-        """Each mode's backlog, its servers, and how many of them are idle.
+    def _read(self) -> tuple[Summary | None, float]:
+        """The backend's summary and Redis' clock (seconds), in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(summary_key(self.serves))
+        pipe.time()
+        raw, (seconds, micros) = pipe.execute()
+        return read_summary(raw), seconds + micros / 1e6
+
+    def _view(
+        self, modes: list[str] | None = None
+    ) -> tuple[list[str], dict[str, Backlog], dict[str, int], dict[str, int]]:
+        """What a tick sees: this backend's modes, each one's backlog, its servers and how many of them
+        are idle; the summary is made here when this router holds the allocator lease or finds it stale.
+
+        The modes are re-read from the registry only when the summary was made from another
+        config version (or this router allocates): a steady tick reads nothing but the summary.
+        """
+        summary, now = self._read()
+        due = self._allocator.due(summary, now)
+        if modes is None:
+            if due or self._modes is None or summary is None or summary.version != self._modes_version:
+                self._modes = self.modes()
+            modes = self._modes
+        if due:
+            summary = self._allocator.allocate(modes, self._modes_version) or summary
+        servers, idle = (summary.servers, summary.idle) if summary else ({}, {})
+        return modes, self._backlogs(modes, summary, now), servers, idle
+
+    def _backlogs(self, modes: list[str], summary: Summary | None, now: float) -> dict[str, Backlog]:
+        """Each mode's backlog from the summary, with how long this router has seen it waiting unserved.
 
         A job counts as waiting from its submit until a worker claims it (the waiting set)
         and while its message is in the queue: a dead worker's job goes back to the queue,
         not to the waiting set.
         """
-        pipe = self._redis.pipeline()
-        for mode in modes:
-            pipe.zrange(waiting_key(self.serves, mode), 0, 0, withscores=True)
-            pipe.zcard(waiting_key(self.serves, mode))
-            pipe.llen(generation_queue(self.serves, mode))
-        pipe.hgetall(serving_key(self.serves))
-        pipe.time()
-        *per_mode, serving, (seconds, micros) = pipe.execute()
-        now = seconds + micros / 1e6
-        servers: dict[str, int] = {}
-        idle: dict[str, int] = {}
-        for value in serving.values():
-            mode, expires, state = value.decode().split("|")
-            if int(expires) >= now * 1000:
-                servers[mode] = servers.get(mode, 0) + 1
-                idle[mode] = idle.get(mode, 0) + (state == "idle")
-        rows = [per_mode[3 * i : 3 * i + 3] for i in range(len(modes))]
-        stale = self._stale_oldest(modes, [oldest for oldest, _, _ in rows])
+        servers = summary.servers if summary else {}
         backlogs = {}
-        for mode, (oldest, count, queued) in zip(modes, rows, strict=True):
-            if mode in stale:
-                oldest, count = [], count - 1
-            waiting = max(count, queued)
-            backlogs[mode] = Backlog(
-                waiting,
-                oldest_wait=now - oldest[0][1] if oldest else 0.0,
-                unserved_for=self._unserved_for(mode, waiting > 0 and not servers.get(mode)),
-            )
-        return backlogs, servers, idle
+        for mode in modes:
+            waiting = summary.modes[mode].waiting if summary and mode in summary.modes else 0
+            unserved = self._unserved_for(mode, waiting > 0 and not servers.get(mode))
+            backlogs[mode] = summary.backlog(mode, now, unserved) if summary else Backlog(0, unserved_for=unserved)
+        return backlogs
 
-    def _stale_oldest(self, modes: list[str], oldest: list[list[tuple[bytes, float]]]) -> set[str]:
-        """Modes whose oldest waiting entry is no longer queued (expired, or canceled meanwhile), now
-        removed from their waiting sets; one pipelined read for them all."""
-        firsts = [(mode, first[0][0]) for mode, first in zip(modes, oldest, strict=True) if first]
-        if not firsts:
-            return set()
-        pipe = self._redis.pipeline(transaction=False)
-        for _, job_id in firsts:
-            pipe.hget(job_key(job_id.decode()), "status")
-        statuses = pipe.execute()
-        stale = [first for first, status in zip(firsts, statuses, strict=True) if status != b"queued"]
-        for mode, job_id in stale:
-            self._redis.zrem(waiting_key(self.serves, mode), job_id)
-        return {mode for mode, _ in stale}
+    def _snapshot(self, modes: list[str]) -> tuple[dict[str, Backlog], dict[str, int], dict[str, int]]:
+        """What a tick sees of ``modes``: each one's backlog, its servers and how many of them are idle."""
+        return self._view(modes)[1:]
 
     def _unserved_for(self, mode: str, unserved: bool) -> float:
         if not unserved:

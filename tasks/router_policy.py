@@ -15,10 +15,17 @@ and moves only:
   queue: this bounds every job's wait (no starvation);
 - never within ``min_dwell`` seconds of its last move (no thrashing), nor while a
   switch job pins it to its mode.
+
+With ``job_time`` set (allocation by demand), a mode's share of servers follows its
+arrival rate: ``rate x job_time`` servers busy on average, plus ``staffing`` times the
+square root of that for Poisson bursts.  A worker whose queue is empty leaves only a
+mode more than ``slack`` above its share, for the mode furthest below its share;
+starvation still wins.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +39,7 @@ class Backlog:
     waiting: int
     oldest_wait: float = 0.0
     unserved_for: float = 0.0
+    rate: float = 0.0  # jobs a second arriving, when counted (allocation by demand)
 
     def starving(self, servers: int, starvation: float) -> bool:
         return self.waiting > 0 and servers == 0 and max(self.oldest_wait, self.unserved_for) >= starvation
@@ -53,6 +61,14 @@ class RouterPolicy:
     starvation: float = 30.0
     switch_cost: float = 1.0  # a mode load, in jobs' run time
     age_unit: float = 10.0  # seconds of the oldest job's wait that weigh as much as one more waiting job
+    job_time: float = 0.0  # seconds a job runs; 0: no allocation by demand
+    staffing: float = 1.5  # spare servers per square root of a mode's busy ones
+    slack: int = 2  # servers above its share a mode keeps before one leaves (rates are estimates)
+
+    def share(self, backlog: Backlog) -> int:
+        """The servers a mode should have by its arrival rate (at least one while work waits)."""
+        busy = backlog.rate * self.job_time
+        return max(math.ceil(busy + self.staffing * math.sqrt(busy)), 1 if backlog.waiting else 0)
 
     def pressure(self, backlog: Backlog, servers: int) -> float:
         """How underserved a mode is: its waiting work per server it would have with one more."""
@@ -80,11 +96,26 @@ class RouterPolicy:
             return max(starving, key=lambda m: (backlogs[m].oldest_wait, m))
         if backlogs[me.serving].waiting:
             return None
+        if self.job_time:
+            return self._by_demand(me, backlogs, servers)
         # Leaving a mode that keeps an idle server, or that has no other server (its next
         # job then pulls a worker as any unserved work does), does not starve it.
         idle_here = (servers if idle is None else idle).get(me.serving, 0)
         spare = idle_here > 1 or servers.get(me.serving, 0) <= 1
         return self._most_underserved(me, backlogs, servers, spare)
+
+    def _by_demand(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
+        """Leave a mode above its share for the one furthest below its share, waiting work first."""
+        if servers.get(me.serving, 0) <= self.share(backlogs[me.serving]) + self.slack:
+            return None
+        short = {m: self.share(b) - servers.get(m, 0) for m, b in backlogs.items() if m != me.serving}
+        candidates = [m for m, gap in short.items() if gap > 0]
+        if not candidates:
+            return None
+        return max(
+            candidates,
+            key=lambda m: (backlogs[m].waiting > 0, short[m] / self.share(backlogs[m]), m in me.cached, m),
+        )
 
     def _most_underserved(
         self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int], spare: bool = True

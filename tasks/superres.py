@@ -1,4 +1,4 @@
-"""The super-resolution task: a thin shell around SuperResRunner."""
+"""The super-resolution task: a thin shell around SuperResRunner, reporting its job's outcome (tasks/outcome.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from typing import Any
 
 from jobs.superres import SUPERRES_TASK, SuperResJob
 from tasks.celery_app import app
+from tasks.outcome import JobFailed, report
 from tasks.superres_context import get_superres_runner
 
 
-@app.task(name=SUPERRES_TASK, bind=True)
+@app.task(name=SUPERRES_TASK, bind=True, throws=(JobFailed,))
 def superres(self, job: dict[str, Any]) -> str:
     delivery_tag = (self.request.properties or {}).get("delivery_tag")
     worker = f"{self.request.hostname}/{os.getpid()}"
-    return get_superres_runner().run(SuperResJob.from_dict(job), worker, delivery_tag)
+    runner = get_superres_runner()
+    outcome = runner.run(SuperResJob.from_dict(job), worker, delivery_tag)
+    return report(self, runner.redis, job["job_id"], outcome)

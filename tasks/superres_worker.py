@@ -19,6 +19,7 @@ import redis
 from celery import signals
 
 from config import SuperResSettings
+from jobs import logs
 from jobs.superres import SUPERRES_QUEUE
 from tasks.celery_app import app
 from tasks.heartbeat import Heartbeat
@@ -47,7 +48,7 @@ def _stop_pool_process(**_) -> None:
 
 
 def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     sr = SuperResSettings.from_env()
     if not sr.enabled:
         raise SystemExit("superres worker not started: SR_ENABLED=0")

@@ -4,11 +4,17 @@ Under ROUTER=affinity (the default) the worker consumes the generation queue of 
 mode at a time, the one tasks/router.py chooses (the mode it has loaded, unless
 another mode's backlog needs it more), plus the custom-job queue.  Under ROUTER=fifo
 it consumes its backend's one queue and switches models whenever the next job
-needs another (the seed's behaviour; kept to measure the router against).
-It runs the solo pool (one process per device; it never forks after touching
-CUDA), late ack and prefetch 1 (celeryconfig.py).  A backend that runs several jobs
-at once (``concurrency``: the rknn backend's NUM_WORKERS NPU contexts) gets the
-threads pool with that many threads instead.
+needs another (the original Dream Lab's behaviour; kept to measure the router against).
+It runs Celery's threads pool (nothing forks, so nothing forks after touching CUDA),
+late ack and prefetch 1 (celeryconfig.py), with one thread per job the backend runs at
+once (``concurrency``: 1, or the rknn backend's NUM_WORKERS NPU contexts).  The job
+runs in a pool thread, so the consumer's main thread keeps answering while it does:
+event heartbeats, ``celery inspect active/ping/stats`` and Flower see a busy worker
+online with its running task (the solo pool ran the job on that thread and fell
+silent until it ended).
+Workers neither gossip nor mingle (Celery's worker-to-worker event traffic grows with
+the square of the fleet); the project's own heartbeats (tasks/heartbeat.py) tell who is
+alive, and monitors such as Flower still receive every worker's events.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import sys
 from celery import signals
 
 from config import Settings
+from jobs import logs
 from jobs.keys import CUSTOM_QUEUE, fifo_queue
 from modes import ModesError
 from modes.registry import ModesRegistry
@@ -48,13 +55,17 @@ def first_queues(router: Router, settings: Settings) -> list[str]:
     return router.queues
 
 
+# Gossip delivers every worker's event heartbeat to every other worker; mingle asks them all at start.
+QUIET = ["--without-gossip", "--without-mingle"]
+
+
 def pool_options(backend: object) -> list[str]:
-    concurrency = getattr(backend, "concurrency", 1)
-    return ["--pool=solo"] if concurrency == 1 else ["--pool=threads", f"--concurrency={concurrency}"]
+    """Celery's threads pool, one thread per job ``backend`` runs at once."""
+    return ["--pool=threads", f"--concurrency={getattr(backend, 'concurrency', 1)}"]
 
 
 def main(argv: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     settings = Settings.from_env()
     runner = get_runner()
     handlers = load_handler_modules()
@@ -95,7 +106,7 @@ def main(argv: list[str]) -> None:
 
     log.info("worker %s consumes %s (ROUTER=%s)", name, ", ".join(queues), settings.router)
     pool = pool_options(runner.backend)
-    app.worker_main(["worker", *pool, "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *argv])
+    app.worker_main(["worker", *pool, "--loglevel=INFO", "-n", name, "-Q", ",".join(queues), *QUIET, *argv])
 
 
 if __name__ == "__main__":

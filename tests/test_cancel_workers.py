@@ -10,7 +10,7 @@ from config import SuperResSettings
 from jobs.records import CANCEL_REQUESTED, CLAIMED, JobRecords
 from jobs.superres import SuperResJob, SuperResOptions, generated_key, output_key
 from storage.local import LocalStore
-from tasks.cancel import JobCanceled, step_reporter
+from tasks.cancel import PROGRESS_EVERY, JobCanceled, step_reporter
 from tasks.superres_context import engine_config
 from tasks.superres_runner import SuperResRunner
 from tests.sr_helpers import encoded, picture
@@ -31,7 +31,8 @@ def running_job(records: JobRecords, token: str) -> str:
 
 def test_the_step_callback_raises_once_a_cancel_is_requested(records):
     job_id = running_job(records, "A")
-    on_pass = step_reporter(records, job_id, "A", unit="pass")
+    ticks = iter(range(100))  # passes PROGRESS_EVERY apart: each is written (tests/test_progress_throttle.py: faster)
+    on_pass = step_reporter(records, job_id, "A", unit="pass", clock=lambda: next(ticks) * PROGRESS_EVERY)
     on_pass(1, 3)
     assert records.cancel(job_id) == CANCEL_REQUESTED
     with pytest.raises(JobCanceled, match="^canceled on request after pass 2 of 3$"):

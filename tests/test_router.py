@@ -35,9 +35,13 @@ def registry(client, tmp_path):
     return registry
 
 
-def router(client, registry, name: str, lease_ms: int = 15_000, busy: bool = False, **settings: float) -> Router:
+def router(
+    client, registry, name: str, lease_ms: int = 15_000, busy: bool = False, allocator_ms: int = 3_000, **settings
+) -> Router:
     base = dataclasses.replace(Settings.from_env(), router_min_dwell=0.0, **settings)
-    return Router(client, registry, "torch", name, base, lease_ms=lease_ms, busy=lambda: busy)
+    return Router(
+        client, registry, "torch", name, base, lease_ms=lease_ms, busy=lambda: busy, allocator_ms=allocator_ms
+    )
 
 
 def enqueue(client, mode: str) -> str:
@@ -90,13 +94,15 @@ def test_a_message_back_in_the_queue_counts_and_its_mode_starves_without_a_serve
 
 def test_a_dead_worker_stops_counting_as_a_server(client, registry):
     """A router that stops ticking counts as its mode's server until its lease (here 2 s) runs out."""
-    dead = router(client, registry, "dead", lease_ms=2000)
+    dead = router(client, registry, "dead", lease_ms=2000, allocator_ms=2000)
     dead.tick()
-    assert dead.serving == "a"
-    alive = router(client, registry, "alive")
-    _, servers, idle = alive._snapshot(alive.modes())
+    assert dead.serving == "a" and dead._allocator.holding
+    alive = router(client, registry, "alive", allocator_ms=2000)
+    _, servers, idle = dead._snapshot(dead.modes())  # the allocator's view
     assert servers == {"a": 1} and idle == {"a": 1}
+    # The dead worker held the allocator lease too: the other router takes it over once it lapses.
     wait_for(lambda: alive._snapshot(alive.modes())[1] == {}, 30, "the dead router's entry to lapse")
+    assert alive._allocator.holding and client.hkeys("dl:serving:torch") == []
 
 
 def test_an_expired_record_leaves_the_backlog(client, registry):
@@ -121,10 +127,11 @@ def test_a_pin_moves_the_worker_and_holds_it(client, registry):
 def test_two_workers_that_decided_at_once_do_not_both_take_a_mode(client, registry):
     first, second = router(client, registry, "w1"), router(client, registry, "w2")
     first.tick(), second.tick()
-    key = ["dl:serving:torch"]
     # Both saw mode c without a server (0 others) and chose it; only the first to act gets it.
-    assert first._take(keys=key, args=["w1", "c", 0, 15_000, "idle"]) == 1
-    assert second._take(keys=key, args=["w2", "c", 0, 15_000, "idle"]) == 0
+    assert first._table.serve("w1", "c", 15_000, "idle", most_others=0)
+    assert not second._table.serve("w2", "c", 15_000, "idle", most_others=0)
+    assert second._table.serve("w2", "b", 15_000, "busy")  # a renewal always succeeds
+    assert second._table.counts() == ({"b": 1, "c": 1}, {"c": 1})
 
 
 def test_a_canceled_job_leaves_the_backlog(client, registry):
@@ -147,5 +154,6 @@ def test_busy_servers_are_not_idle(client, registry):
     busy, idle = router(client, registry, "busy", busy=True), router(client, registry, "idle")
     busy.tick()
     idle.pin("a")
-    _, servers, idle_servers = idle._snapshot(idle.modes())
+    _, servers, idle_servers = busy._snapshot(busy.modes())  # the allocator's summary
     assert servers == {"a": 2} and idle_servers == {"a": 1}
+    assert idle._table.counts() == (servers, idle_servers)

@@ -93,3 +93,28 @@ def test_an_idle_worker_joins_a_served_mode_only_if_its_own_keeps_an_idle_server
     assert POLICY.choose(me, backlogs, {"a": 2, "b": 1}, idle={"a": 1, "b": 0}) is None, "a would keep no idle server"
     assert POLICY.choose(me, backlogs, {"a": 2, "b": 1}, idle={"a": 2, "b": 0}) == "b"
     assert POLICY.choose(me, {"a": EMPTY, "c": Backlog(1)}, {"a": 1}, idle={"a": 1}) == "c", "unserved: always"
+
+
+DEMAND = RouterPolicy(min_dwell=2.0, starvation=30.0, job_time=10.0, staffing=1.0, slack=1)
+
+
+def test_a_share_follows_the_arrival_rate():
+    assert DEMAND.share(Backlog(0, rate=0.4)) == 6  # 4 busy on average, and 2 for bursts
+    assert DEMAND.share(Backlog(0)) == 0
+    assert DEMAND.share(Backlog(1)) == 1  # waiting work keeps a server whatever its rate
+
+
+def test_by_demand_only_a_mode_above_its_share_gives_a_worker_to_the_furthest_below():
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": Backlog(0, rate=0.4), "b": Backlog(0, rate=0.4), "c": Backlog(0, rate=0.9)}
+    assert DEMAND.choose(me, backlogs, {"a": 7, "b": 5, "c": 9}) is None, "a is within its slack"
+    assert DEMAND.choose(me, backlogs, {"a": 8, "b": 5, "c": 9}) == "c"  # c: 3 of its 12 short; b: 1 of 6
+    assert DEMAND.choose(me, backlogs, {"a": 8, "b": 5, "c": 11}) == "b"
+    assert DEMAND.choose(me, backlogs, {"a": 8, "b": 6, "c": 12}) is None, "nobody below its share"
+    assert DEMAND.choose(me, {**backlogs, "b": Backlog(2, rate=0.4)}, {"a": 6, "b": 6, "c": 9}) is None
+
+
+def test_by_demand_starvation_still_wins():
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": Backlog(0, rate=0.4), "b": Backlog(1, oldest_wait=60.0)}
+    assert DEMAND.choose(me, backlogs, {"a": 3}) == "b"

@@ -33,7 +33,7 @@ def test_generation_on_s3_served_proxied_and_by_redirect(make_stack, moto_server
     assert location.startswith(f"{moto_server.url}/{s3_bucket}/{key}?") and "X-Amz-Expires=120" in location
     assert result_bytes(redirecting, job["id"]) == png  # requests follows the redirect to the store
 
-    # The seed's synchronous route answers with the bytes whatever STORE_SERVE says.
+    # The original Dream Lab's synchronous route answers with the bytes whatever STORE_SERVE says.
     sync = requests.post(
         f"{redirecting}/generate", json={"prompt": "a bucket of paint", "seed": 3, "size": "64x64"}, timeout=120
     )

@@ -65,9 +65,9 @@ def test_num_workers_and_context_cfgs_from_the_environment(monkeypatch):
         Settings.from_env()
 
 
-def test_backends_running_several_jobs_get_the_threads_pool():
+def test_workers_run_the_threads_pool_one_thread_per_job_at_once():
     from workers.edge.backends import OnnxBackend, RknnBackend
 
-    assert pool_options(OnnxBackend()) == ["--pool=solo"]
-    assert pool_options(RknnBackend(1, True)) == ["--pool=solo"]
+    assert pool_options(OnnxBackend()) == ["--pool=threads", "--concurrency=1"]
+    assert pool_options(RknnBackend(1, True)) == ["--pool=threads", "--concurrency=1"]
     assert pool_options(RknnBackend(3, True)) == ["--pool=threads", "--concurrency=3"]

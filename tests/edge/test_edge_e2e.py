@@ -34,7 +34,8 @@ def edge_modes(root) -> dict:
             "cpu": {**common, "model": "tiny-lcm-onnx", "default_size": "64x64", "backend": "onnx"},
             "npu": {**common, "model": "tiny-lcm-rknn", "default_size": "64x64", "backend": "rknn"},
             "npu-broken": {**common, "model": "broken-rknn", "default_size": "64x64", "backend": "rknn"},
-            # The seed's flat layout records no size; this mode declares one the graphs were not converted for.
+            # The original Dream Lab's flat layout records no size; this mode declares one the graphs
+            # were not converted for.
             "npu-flat": {**common, "model": "flat-rknn", "default_size": "72x72", "backend": "rknn"},
         },
     }

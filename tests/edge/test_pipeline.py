@@ -108,7 +108,7 @@ def test_rknn_refuses_a_size_other_than_the_converted_one(tiny_lcm_rknn):
 
 
 def flat_seed_layout(rknn_folder, out):
-    """The seed's layout: text_encoder.rknn, unet.rknn, vae_decoder.rknn at the top, no manifest."""
+    """The original Dream Lab's layout: text_encoder.rknn, unet.rknn, vae_decoder.rknn at the top, no manifest."""
     out.mkdir()
     for name in ("text_encoder", "unet", "vae_decoder"):
         shutil.copy2(rknn_folder / name / "model.onnx", out / f"{name}.onnx")

@@ -10,7 +10,7 @@ workers.edge.convert_rknn`` converts it)::
     unet/model.onnx|rknn           (+ model.onnx.data: weights of graphs over 2 GB)
     vae_decoder/model.onnx|rknn
 
-The seed's flat layout (``text_encoder.rknn``, ``unet.rknn``, ``vae_decoder.rknn``
+The original Dream Lab's flat layout (``text_encoder.rknn``, ``unet.rknn``, ``vae_decoder.rknn``
 beside ``tokenizer/`` and ``scheduler/``, no manifest) is read too; its graphs
 are taken to be the LCM SD1.5 ones (``DEFAULT_GRAPHS``).
 """
@@ -29,7 +29,7 @@ DEFAULT_VAE_SCALING = 0.18215
 LATENT_CHANNELS = 4
 VAE_SCALE = 8
 
-# The LCM SD1.5 graphs as the seed converted them, inputs in order (FACTS.md).
+# The LCM SD1.5 graphs as the original Dream Lab converted them, inputs in order (FACTS.md).
 DEFAULT_GRAPHS: dict[str, list[dict[str, Any]]] = {
     "text_encoder": [{"name": "input_ids", "dtype": "int32", "shape": [1, 77]}],
     "unet": [
