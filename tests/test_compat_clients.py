@@ -1,0 +1,172 @@
+"""The real clients against a running stack: webuiapi on /sdapi/v1 (and the OpenAI SDK on /v1)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+
+import pytest
+import requests
+import webuiapi
+from PIL import Image
+
+from tests.client import poll
+from tests.processes import Stack, stack_env, start_redis, wait_for
+from tests.sr_helpers import start_superres_worker
+
+
+@pytest.fixture(scope="module")
+def compat_stack(tmp_path_factory, modes_file):
+    """A generation worker, a superres worker and the API on their own Redis."""
+    tmp = tmp_path_factory.mktemp("compat-stack")
+    server = start_redis(tmp / "redis")
+    (tmp / "logs").mkdir()
+    stack = Stack(stack_env(server.url, modes_file, tmp / "store"), tmp / "logs")
+    try:
+        stack.start_worker()
+        start_superres_worker(stack)
+        stack.base = stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+        server.stop()
+
+
+@pytest.fixture
+def webui(compat_stack):
+    api = webuiapi.WebUIApi(baseurl=f"{compat_stack.base}/sdapi/v1", sampler="Euler a", steps=3)
+    api.util_set_model("demo")
+    return api
+
+
+def picture(width: int = 64, height: int = 64) -> Image.Image:
+    return Image.new("RGB", (width, height), (200, 120, 40))
+
+
+def test_txt2img_makes_the_batch_asked_for(webui):
+    result = webui.txt2img(prompt="a small cat", seed=5, width=64, height=48, batch_size=2, n_iter=2, cfg_scale=2.0)
+    assert len(result.images) == 4 and all(image.size == (64, 48) for image in result.images)
+    assert result.info["all_seeds"] == [5, 6, 7, 8] and result.info["seed"] == 5
+    assert result.info["sampler_name"] == "Euler a" and result.info["sd_model_name"] == "demo"
+    assert result.info["steps"] == 3 and result.info["cfg_scale"] == 2.0
+    for image, seed, text in zip(result.images, result.info["all_seeds"], result.info["infotexts"], strict=True):
+        assert image.info["parameters"] == text and f"Seed: {seed}," in text and "Sampler: Euler a," in text
+    assert f"Model hash: {result.info['sd_model_hash']}," in result.info["infotexts"][0]
+
+
+def test_img2img_starts_from_the_image(webui):
+    result = webui.img2img(
+        images=[picture(64, 64)], prompt="a boat", seed=3, denoising_strength=0.6, width=64, height=64
+    )
+    assert len(result.images) == 1 and result.images[0].size == (64, 64)
+    assert result.info["all_seeds"] == [3] and result.info["denoising_strength"] == 0.6
+    assert "Denoising strength: 0.6" in result.info["infotexts"][0]
+
+
+def test_a_model_switch_through_options_takes_effect(webui, compat_stack):
+    names = webui.util_get_model_names()
+    slow = next(name for name in names if name.split(" [")[0] == "slow")
+    webui.util_set_model(slow)
+    assert webui.get_options()["sd_model_checkpoint"].split(" [")[0] == "slow"
+    assert webui.util_get_current_model().split(" [")[0] == "slow"
+    result = webui.txt2img(prompt="switched", seed=1, width=64, height=64, steps=2)
+    assert result.info["sd_model_name"] == "slow"
+    response = requests.post(f"{compat_stack.base}/sdapi/v1/options", json={"sd_model_checkpoint": "demo"}, timeout=30)
+    switch = poll(compat_stack.base, response.headers["X-Job-Id"])
+    assert switch["kind"] == "switch" and switch["mode"] == "demo" and switch["status"] == "succeeded"
+    webui.set_options({"sd_model_checkpoint": "demo", "CLIP_stop_at_last_layers": 1})
+    assert webui.txt2img(prompt="back", seed=1, width=64, height=64).info["sd_model_name"] == "demo"
+
+
+def test_extra_single_image_upscales_by_passes(webui):
+    result = webui.extra_single_image(picture(20, 10), upscaling_resize=3)
+    assert result.images[0].size == (60, 30)
+    assert result.images[0].info["parameters"] == "Postprocess upscale by: 3, Postprocess upscaler: Sub-Pixel CNN"
+
+
+def test_every_compatible_job_is_a_job_on_the_native_path(compat_stack):
+    base = compat_stack.base
+    body = {
+        "prompt": "a kite",
+        "seed": 9,
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "sampler_name": "DPM++ 2M",
+        "scheduler": "Karras",
+        "restore_faces": True,
+        "tiling": True,
+    }
+    response = requests.post(f"{base}/sdapi/v1/txt2img", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    record = requests.get(f"{base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
+    assert record["kind"] == "generate" and record["status"] == "succeeded"
+    assert record["params"]["sampler"] == "dpmpp_2m_karras" and record["params"]["seed"] == 9
+    image = Image.open(io.BytesIO(base64.b64decode(response.json()["images"][0])))
+    assert "Sampler: DPM++ 2M Karras," in image.text["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        (
+            "txt2img",
+            {"alwayson_scripts": {"ControlNet": {"args": [{"model": "canny"}]}}},
+            "alwayson_scripts",
+            "ControlNet",
+        ),
+        ("txt2img", {"enable_hr": True}, "enable_hr", "hires fix"),
+        ("txt2img", {"sampler_name": "Heun"}, "sampler_name", "'DPM++ 2M Karras'"),
+        ("txt2img", {"steps": 0}, "steps", "steps"),
+        ("txt2img", {"override_settings": {"sd_model_checkpoint": "nope"}}, "sd_model_checkpoint", "'demo"),
+        ("img2img", {"init_images": ["x"], "mask": "y"}, "mask", "inpainting is not available yet"),
+    ],
+)
+def test_what_the_service_cannot_honour_is_a_400_that_says_so(compat_stack, path, body, field, words):
+    response = requests.post(f"{compat_stack.base}/sdapi/v1/{path}", json={"prompt": "p", **body}, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and words in error["message"], error
+
+
+def test_interrupt_cancels_the_callers_running_job(compat_stack):
+    base = compat_stack.base
+    answer: dict = {}
+    body = {
+        "prompt": "long",
+        "seed": 1,
+        "width": 64,
+        "height": 64,
+        "steps": 150,
+        "override_settings": {"sd_model_checkpoint": "slow"},
+    }
+
+    def call() -> None:
+        answer["response"] = requests.post(f"{base}/sdapi/v1/txt2img", json=body, timeout=300)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+
+    def sampling() -> bool:
+        state = requests.get(f"{base}/sdapi/v1/progress", timeout=10).json()
+        return state["state"]["job_count"] == 1 and state["progress"] > 0
+
+    wait_for(sampling, 120, "the txt2img job sampling")
+    assert requests.post(f"{base}/sdapi/v1/interrupt", timeout=10).status_code == 200
+    caller.join(timeout=120)
+    response = answer["response"]
+    assert response.status_code == 409 and "canceled" in response.json()["error"]["message"]
+    record = requests.get(f"{base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
+    assert record["status"] == "canceled"
+    assert requests.get(f"{base}/sdapi/v1/progress", timeout=10).json()["state"]["job_count"] == 0
+
+
+def test_listings(compat_stack):
+    base = compat_stack.base
+    samplers = [s["name"] for s in requests.get(f"{base}/sdapi/v1/samplers", timeout=10).json()]
+    assert {"Euler a", "DPM++ 2M Karras", "LCM"} <= set(samplers)
+    upscalers = [u["name"] for u in requests.get(f"{base}/sdapi/v1/upscalers", timeout=10).json()]
+    assert upscalers == ["None", "Sub-Pixel CNN"]
+    loras = {lora["name"] for lora in requests.get(f"{base}/sdapi/v1/loras", timeout=10).json()}
+    assert len(loras) == 2
