@@ -19,12 +19,13 @@ from PIL import Image
 
 from config import SuperResSettings
 from jobs.images import ImageRejected, decode
+from jobs.infotext import PARAMETERS, read_parameters
 from jobs.records import CLAIMED, GONE, JobRecords
 from jobs.superres import FORMATS, UPSCALER, SuperResJob, output_key, pixel_limit_message
 from storage import ObjectNotFound, ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease
-from workers.png import PARAMETERS, postprocess_parameters, read_parameters
+from workers.png import postprocess_parameters
 from workers.superres.encode import encode, png_text
 from workers.superres.engine import SuperResEngine
 from workers.superres.pipeline import upscale

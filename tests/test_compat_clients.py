@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import threading
 
+import openai
 import pytest
 import requests
 import webuiapi
 from PIL import Image
 
+from jobs.infotext import read_parameters
 from tests.client import poll
 from tests.processes import Stack, stack_env, start_redis, wait_for
 from tests.sr_helpers import start_superres_worker
@@ -120,7 +123,7 @@ def test_every_compatible_job_is_a_job_on_the_native_path(compat_stack):
         ("txt2img", {"sampler_name": "Heun"}, "sampler_name", "'DPM++ 2M Karras'"),
         ("txt2img", {"steps": 0}, "steps", "steps"),
         ("txt2img", {"override_settings": {"sd_model_checkpoint": "nope"}}, "sd_model_checkpoint", "'demo"),
-        ("img2img", {"init_images": ["x"], "mask": "y"}, "mask", "inpainting is not available yet"),
+        ("img2img", {"init_images": ["x"], "mask": "y"}, "mask", "inpainting not available yet"),
     ],
 )
 def test_what_the_service_cannot_honour_is_a_400_that_says_so(compat_stack, path, body, field, words):
@@ -170,3 +173,75 @@ def test_listings(compat_stack):
     assert upscalers == ["None", "Sub-Pixel CNN"]
     loras = {lora["name"] for lora in requests.get(f"{base}/sdapi/v1/loras", timeout=10).json()}
     assert len(loras) == 2
+
+
+@pytest.fixture
+def oai(compat_stack):
+    return openai.OpenAI(base_url=f"{compat_stack.base}/v1", api_key="sk-anything", max_retries=0, timeout=300)
+
+
+def decoded(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def test_openai_generate_makes_n_images_of_the_size(oai):
+    result = oai.images.generate(model="demo", prompt="a lamp", n=2, size="64x48", response_format="b64_json")
+    images = [decoded(item.b64_json) for item in result.data]
+    assert [image.size for image in images] == [(64, 48), (64, 48)]
+    seeds = [int(re.search(r"Seed: (\d+),", image.text["parameters"]).group(1)) for image in images]
+    assert seeds[1] == seeds[0] + 1
+    assert result.created > 0 and result.size == "64x48"
+
+
+def test_openai_url_answers_point_at_the_job(oai, compat_stack):
+    raw = oai.images.with_raw_response.generate(prompt="a road", response_format="url")
+    result = raw.parse()
+    record = requests.get(f"{compat_stack.base}/api/jobs/{raw.headers['X-Job-Id']}", timeout=10).json()
+    assert record["mode"] == "demo", "no model: the default mode"
+    assert result.data[0].url == f"{compat_stack.base}/api/jobs/{record['id']}/result"
+    assert Image.open(io.BytesIO(requests.get(result.data[0].url, timeout=10).content)).size == (64, 64)
+
+
+def test_openai_jpeg_output_keeps_the_infotext(oai):
+    result = oai.images.generate(model="demo", prompt="a jar", size="64x64", output_format="jpeg")
+    image = decoded(result.data[0].b64_json)
+    assert image.format == "JPEG" and "Model: demo" in read_parameters(image)
+
+
+def test_openai_models_are_the_modes(oai):
+    ids = {model.id for model in oai.models.list()}
+    assert {"demo", "slow", "styled"} <= ids
+
+
+def test_openai_edit_is_img2img(oai):
+    buffer = io.BytesIO()
+    picture(80, 80).save(buffer, format="JPEG")
+    result = oai.images.edit(
+        model="demo", image=("in.jpg", buffer.getvalue(), "image/jpeg"), prompt="paint it", size="64x64"
+    )
+    image = decoded(result.data[0].b64_json)
+    assert image.size == (64, 64) and "Denoising strength: 0.3" in image.text["parameters"]
+
+
+def test_openai_errors_take_openais_shape(oai):
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai.images.generate(model="dall-e-3", prompt="x")
+    assert missing.value.code == "model_not_found" and missing.value.param == "model"
+    with pytest.raises(openai.BadRequestError) as bad:
+        oai.images.generate(model="demo", prompt="x", n=11)
+    assert bad.value.param == "n" and bad.value.type == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as masked:
+        oai.images.edit(image=("a.png", b"\x89PNG", "image/png"), mask=("m.png", b"\x89PNG", "image/png"), prompt="x")
+    assert masked.value.param == "mask" and "inpainting not available yet" in masked.value.message
+
+
+def test_openai_keys_are_checked_under_auth_keys(make_stack):
+    from tests.test_keys import create_key
+
+    stack = make_stack(AUTH="keys")
+    base = stack.start_api()
+    key = create_key(stack.env, "user", "sdk")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        openai.OpenAI(base_url=f"{base}/v1", api_key="dl_wrong", max_retries=0).models.list()
+    assert refused.value.code == "invalid_api_key"
+    assert "demo" in {model.id for model in openai.OpenAI(base_url=f"{base}/v1", api_key=key).models.list()}

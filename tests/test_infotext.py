@@ -11,9 +11,10 @@ from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
 import jobs.model_hash as model_hash_module
+from jobs.infotext import read_parameters
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from jobs.model_hash import model_hash
-from workers.png import a1111_parameters, encode_png, postprocess_parameters, read_parameters
+from workers.png import a1111_parameters, encode_png, postprocess_parameters
 from workers.superres.encode import encode
 
 

@@ -14,12 +14,12 @@ import requests
 from celery import Celery
 from PIL import Image
 
+from jobs.infotext import read_parameters
 from jobs.records import JobRecords
 from jobs.superres import SUPERRES_QUEUE, SUPERRES_TASK, SuperResJob, SuperResOptions, upload_key
 from tests.client import poll, submit
 from tests.processes import Stack, stack_env, start_redis, wait_for
 from tests.sr_helpers import encoded, picture, png_claiming, start_superres_worker, superres_heartbeats
-from workers.png import read_parameters
 
 MAX_UPLOAD = 300_000
 

@@ -1,4 +1,4 @@
-"""AUTOMATIC1111's infotext: the ``parameters`` text of a PNG, or the EXIF UserComment of a JPEG.
+"""AUTOMATIC1111's infotext as the workers write it, and the PNG that carries it (jobs/infotext.py).
 
 Image tools (A1111's PNG Info, sd-parsers, Civitai) read the generation settings from it.
 """
@@ -10,12 +10,9 @@ import io
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from jobs.infotext import PARAMETERS
 from jobs.messages import GenerateJob
 from jobs.model_hash import model_hash
-
-PARAMETERS = "parameters"
-_EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
-_UNICODE = b"UNICODE\x00"  # EXIF's character-code prefix; the text follows in UTF-16 big-endian, as A1111 writes it
 
 
 def a1111_parameters(job: GenerateJob, sampler: str) -> str:
@@ -47,21 +44,3 @@ def encode_png(image: Image.Image, parameters: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
-
-
-def jpeg_exif(parameters: str) -> Image.Exif:
-    """EXIF holding ``parameters`` as its UserComment, for a JPEG."""
-    exif = Image.Exif()
-    exif.get_ifd(_EXIF_IFD)[_USER_COMMENT] = _UNICODE + parameters.encode("utf-16-be")
-    return exif
-
-
-def read_parameters(image: Image.Image) -> str | None:
-    """The infotext an image carries (PNG text, or a JPEG's UserComment), or None."""
-    text = getattr(image, "text", {}).get(PARAMETERS)
-    if isinstance(text, str):
-        return text
-    comment = image.getexif().get_ifd(_EXIF_IFD).get(_USER_COMMENT)
-    if isinstance(comment, bytes) and comment.startswith(_UNICODE):
-        return comment[len(_UNICODE) :].decode("utf-16-be", errors="replace")
-    return None

@@ -68,10 +68,11 @@ def txt2img():
 def img2img():
     req = _validated(Img2Img, request.get_json(silent=True))
     if req.mask:
-        raise ApiError(400, "mask: inpainting is not available yet; send img2img without a mask", "mask")
+        raise ApiError(400, "mask: inpainting not available yet; send img2img without a mask", "mask")
     if len(req.init_images) > 1:
         raise ApiError(400, "init_images: send one image (the service runs img2img on one input)", "init_images")
-    return _generate(req, {"init_image": req.init_images[0], "strength": req.denoising_strength})
+    init = jobs.png_base64(_decoded(req.init_images[0], "init_images"), "init_images")
+    return _generate(req, {"init_image": init, "strength": req.denoising_strength})
 
 
 @bp.post("/extra-single-image")

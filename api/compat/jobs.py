@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any
 
 from flask import current_app
 
 from api.caller import owner_name
 from api.errors import ApiError
+from api.init_image import MAX_BYTES, MAX_PIXELS, PNG_SIGNATURE
 from api.jobs import result_png
 from api.services import services
 from api.validation import parse_generation
 from api.waiting import wait_for_success
+from jobs.images import ImageRejected, decode
 from jobs.keys import PREFIX
 
 
@@ -56,3 +60,18 @@ def renamed(error: ApiError, names: dict[str, str]) -> ApiError:
     for native, theirs in names.items():
         message = message.replace(native, theirs)
     return ApiError(error.status, message, names.get(field, field) if field else None, error.headers)
+
+
+def png_base64(data: bytes, field: str) -> str:
+    """An uploaded image as the native ``init_image`` (base64 PNG): a PNG as sent, JPEG or WebP converted."""
+    if len(data) > MAX_BYTES:
+        raise ApiError(413, f"{field} is larger than {MAX_BYTES // (1024 * 1024)} MiB", field)
+    if not data.startswith(PNG_SIGNATURE):
+        try:
+            image = decode(data, MAX_PIXELS)
+        except ImageRejected as exc:
+            raise ApiError(400, f"{field}: {exc}", field) from None
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    return base64.b64encode(data).decode("ascii")

@@ -8,7 +8,7 @@ import io
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from workers.png import PARAMETERS, jpeg_exif
+from jobs.infotext import PARAMETERS, jpeg_exif
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 
