@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
 import threading
@@ -12,9 +13,12 @@ import pytest
 import requests
 import webuiapi
 from PIL import Image
+from sd_parsers import ParserManager
+from sd_parsers.data import Generators
 
 from jobs.infotext import read_parameters
 from tests.client import poll
+from tests.conftest import MODEL_ROOT, TINY
 from tests.processes import Stack, stack_env, start_redis, wait_for
 from tests.sr_helpers import start_superres_worker
 
@@ -56,6 +60,14 @@ def test_txt2img_makes_the_batch_asked_for(webui):
     for image, seed, text in zip(result.images, result.info["all_seeds"], result.info["infotexts"], strict=True):
         assert image.info["parameters"] == text and f"Seed: {seed}," in text and "Sampler: Euler a," in text
     assert f"Model hash: {result.info['sd_model_hash']}," in result.info["infotexts"][0]
+
+    read = ParserManager().parse(result.images[1])  # an independent reader of A1111's infotext
+    assert read.generator == Generators.AUTOMATIC1111 and read.full_prompt == "a small cat"
+    sampler = read.samplers[0]
+    assert sampler.name == "Euler a" and sampler.parameters["seed"] == "6" and sampler.parameters["steps"] == "3"
+    assert read.metadata["Size"] == "64x48" and sampler.model.name == "demo"
+    weights = MODEL_ROOT / TINY / "unet" / "diffusion_pytorch_model.safetensors"
+    assert sampler.model.hash == hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
 
 
 def test_img2img_starts_from_the_image(webui):
