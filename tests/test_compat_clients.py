@@ -257,3 +257,19 @@ def test_openai_keys_are_checked_under_auth_keys(make_stack):
         openai.OpenAI(base_url=f"{base}/v1", api_key="dl_wrong", max_retries=0).models.list()
     assert refused.value.code == "invalid_api_key"
     assert "demo" in {model.id for model in openai.OpenAI(base_url=f"{base}/v1", api_key=key).models.list()}
+
+
+def test_compatible_calls_wait_like_generate_and_are_admitted_like_any_job(make_stack):
+    """No worker: the first call's job stays queued (504 after DEFAULT_TIMEOUT, naming it); QUEUE_MAX=1 then
+    refuses the next, in each API's own shape."""
+    stack = make_stack(DEFAULT_TIMEOUT="0.5", QUEUE_MAX="1")
+    base = stack.start_api()
+    waited = requests.post(f"{base}/sdapi/v1/txt2img", json={"prompt": "p", "width": 64, "height": 64}, timeout=30)
+    assert waited.status_code == 504, waited.text
+    assert waited.headers["Location"] == f"/api/jobs/{waited.headers['X-Job-Id']}"
+    assert requests.get(base + waited.headers["Location"], timeout=10).json()["status"] == "queued"
+    full = requests.post(f"{base}/sdapi/v1/txt2img", json={"prompt": "p"}, timeout=30)
+    assert full.status_code == 429 and "QUEUE_MAX=1" in full.json()["error"]["message"]
+    with pytest.raises(openai.RateLimitError) as limited:
+        openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).images.generate(prompt="p")
+    assert limited.value.code == "rate_limit_exceeded"
