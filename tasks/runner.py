@@ -15,7 +15,7 @@ from PIL import Image
 
 from jobs.keys import MODEL_HASHES, result_object_key, waiting_key
 from jobs.messages import CustomJob, GenerateJob, SwitchJob
-from jobs.model_hash import model_hash
+from jobs.model_hash import model_hash, prefetch
 from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
 from storage import ObjectStore
@@ -109,6 +109,7 @@ class JobRunner:
         return load
 
     def _generation(self, lead: GenerateJob, lease: Lease, worker: str, waiting: str) -> str:
+        prefetch(lead.mode.model_path)  # for the infotext's Model hash, beside the pipeline
         members = [(lead, lease), *self._claim_companions(lead, worker, waiting)]
         if len(members) > 1:
             return self._run_batch(members, worker)
