@@ -7,6 +7,7 @@ from celery import Celery
 from flask import Flask
 
 from api import auth, cancel, custom, jobs, legacy, metrics, modes, status, superres
+from api.compat import a1111, openai
 from api.errors import JSONProvider, register_error_handlers
 from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
@@ -64,5 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.install(app)
     for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(a1111.bp)
+    app.register_blueprint(openai.bp)
     logs.configure()
     return app
