@@ -33,6 +33,7 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
         beat["queues"] = json.loads(beat.get("queues", "[]"))
         beat["handlers"] = json.loads(beat.get("handlers", "[]"))
         beat["cached"] = json.loads(beat.get("cached", "[]"))
+        beat["missing"] = json.loads(beat.get("missing", "{}"))
         beat["memory"] = json.loads(beat.get("memory", "{}"))
         beat["pid"] = int(beat.get("pid", 0))
         beat["switches"] = int(beat.get("switches", 0))

@@ -28,10 +28,13 @@ class Heartbeat:
         queues: Callable[[], list[str]],
         handlers: list[str],
         serving: Callable[[], str] = str,
+        missing: Callable[[], dict[str, str]] = dict,
     ) -> None:
-        """``queues`` and ``serving`` (the mode the router keeps it on) are read at every beat."""
+        """``queues``, ``serving`` (the mode the router keeps it on) and ``missing`` (mode -> why this
+        host lacks its files) are read at every beat."""
         self._handlers = handlers
         self._serving = serving
+        self._missing = missing
         self._runner = runner
         self._name = name
         self._queues = queues
@@ -60,6 +63,7 @@ class Heartbeat:
             "queues": json.dumps(self._queues()),
             "cached": json.dumps(sorted(self._runner.backend.cached_modes())),
             "handlers": json.dumps(self._handlers),
+            "missing": json.dumps(self._missing()),
             "memory": json.dumps(self._runner.backend.memory_report()),
             "host": socket.gethostname(),
             "pid": os.getpid(),

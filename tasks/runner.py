@@ -8,7 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import redis
 from PIL import Image
@@ -17,6 +18,7 @@ from jobs.keys import result_object_key, waiting_key
 from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
+from modes.roots import ModelRoots
 from storage import ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease, hold_message
@@ -28,6 +30,7 @@ from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
 
 log = logging.getLogger(__name__)
+J = TypeVar("J", GenerateJob, SwitchJob)
 GENERATE = "generate"  # the stage a generation delivery runs; hand_off moves a job on to "superres"
 
 
@@ -53,6 +56,8 @@ class JobRunner:
         self._running_lock = threading.Lock()
         self.switches = 0  # how often a job found another mode loaded: the router's cost
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
+        # Resolves a message's model and LoRA names on this host (modes/roots.py); None: paths used as given.
+        self.roots: ModelRoots | None = None
 
     def turn(self, job: ModeJob, worker: str, delivery_tag: str | None) -> str:
         """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
@@ -100,7 +105,7 @@ class JobRunner:
 
     def _loader(self, job: SwitchJob, worker: str) -> Callable[[Lease], dict[str, Any]]:
         def load(lease: Lease) -> dict[str, Any]:
-            seconds = self.backend.prepare(job.mode, job.job_id)
+            seconds = self.backend.prepare(self._located(job).mode, job.job_id)
             if self.on_switch_job:
                 self.on_switch_job(job.mode.name)
             return {"mode": job.mode.name, "worker": worker, "load_seconds": round(seconds, 4)}
@@ -218,7 +223,7 @@ class JobRunner:
             began = time.perf_counter()
             try:
                 with self._busy(lead.job_id):
-                    images = self.backend.generate_batch([job for job, _ in members], on_step)
+                    images = self.backend.generate_batch([self._located(job) for job, _ in members], on_step)
             except Exception as exc:
                 log.exception("job %s: batch of %s failed", lead.job_id, what)
                 for _, lease in members:
@@ -253,6 +258,10 @@ class JobRunner:
             if self.backend.loaded_mode != loaded:
                 self.switches += 1
 
+    def _located(self, job: J) -> J:
+        """``job`` with its mode's files resolved on this host (the message names them relative to the roots)."""
+        return job if self.roots is None else replace(job, mode=self.roots.locate(job.mode))
+
     def _succeed(self, lease: Lease, result: dict[str, Any]) -> bool:
         if lease.end(self.records.succeed, result):
             return True
@@ -261,7 +270,7 @@ class JobRunner:
 
     def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
         on_step = step_reporter(self.records, job.job_id, lease.token)
-        return self._store(job, self.backend.generate(job, on_step=on_step, **self._inputs(job)))
+        return self._store(job, self.backend.generate(self._located(job), on_step=on_step, **self._inputs(job)))
 
     def _store(self, job: GenerateJob, generated: Generated) -> dict[str, Any]:
         """Write the job's PNG to the store; the result fields of its record."""

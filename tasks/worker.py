@@ -31,6 +31,7 @@ from jobs import logs
 from jobs.keys import CUSTOM_QUEUE, fifo_queue
 from modes import ModesError
 from modes.registry import ModesRegistry
+from modes.roots import ModelRoots
 from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
@@ -70,7 +71,8 @@ def main(argv: list[str]) -> None:
     runner = get_runner()
     handlers = load_handler_modules()
     registry = ModesRegistry(runner.redis, settings.modes_file)
-    registry.reload()
+    registry.follow()
+    runner.roots = ModelRoots.from_env(registry.current)
     name = f"{runner.backend.name}-{os.getpid()}@{socket.gethostname()}"
     router = Router(
         runner.redis,
@@ -80,6 +82,7 @@ def main(argv: list[str]) -> None:
         settings,
         cached=runner.backend.cached_modes,
         busy=lambda: runner.current_job is not None,
+        roots=runner.roots,
     )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
@@ -92,7 +95,7 @@ def main(argv: list[str]) -> None:
             runner.on_switch_job = router.pin
             router.start()
         consumed = (lambda: router.queues) if affinity else (lambda: queues)
-        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "")
+        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "", lambda: router.missing)
         heartbeat.start()
         heartbeats.append(heartbeat)
         orphans.start()
