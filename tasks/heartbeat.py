@@ -28,13 +28,13 @@ class Heartbeat:
         queues: Callable[[], list[str]],
         handlers: list[str],
         serving: Callable[[], str] = str,
-        missing: Callable[[], dict[str, str]] = dict,
+        routing: Callable[[], dict[str, str]] = dict,
     ) -> None:
-        """``queues``, ``serving`` (the mode the router keeps it on) and ``missing`` (mode -> why this
-        host lacks its files) are read at every beat."""
+        """``queues``, ``serving`` (the mode the router keeps it on) and ``routing`` (more fields from the
+        router: the modes config version, the modes whose files this host lacks) are read at every beat."""
         self._handlers = handlers
         self._serving = serving
-        self._missing = missing
+        self._routing = routing
         self._runner = runner
         self._name = name
         self._queues = queues
@@ -63,11 +63,11 @@ class Heartbeat:
             "queues": json.dumps(self._queues()),
             "cached": json.dumps(sorted(self._runner.backend.cached_modes())),
             "handlers": json.dumps(self._handlers),
-            "missing": json.dumps(self._missing()),
             "memory": json.dumps(self._runner.backend.memory_report()),
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "updated_at": time.time(),
+            **self._routing(),
         }
         pipe = self._runner.redis.pipeline()
         pipe.hset(worker_key(self._name), mapping=state)

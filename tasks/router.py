@@ -17,6 +17,7 @@ per config version, on the host's own disk, never per tick.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -101,6 +102,10 @@ class Router:
             for mode, why in self.missing.items():
                 log.warning("router: %s will not serve mode %s: %s", self._name, mode, why)
         return [m.name for m in mine]
+
+    def state(self) -> dict[str, str]:
+        """For the heartbeat: the modes config version it routes by, and the modes this host lacks."""
+        return {"modes_version": str(self._modes_version), "missing": json.dumps(self.missing)}
 
     def start(self) -> None:
         """Begin following the policy; the worker consumes ``queues`` from now on."""
