@@ -172,9 +172,12 @@ class Fleet:
         self.redis_argv = argv
         self.restart_redis(stop=False)
 
-    def restart_redis(self, stop: bool = True) -> None:
-        """Start the Redis host's server (again, after a clean shutdown that writes its append-only file)."""
-        if stop:
+    def restart_redis(self, stop: bool = True, kill: bool = False) -> None:
+        """Start the Redis host's server (again: after a clean shutdown, or after SIGKILL with ``kill``)."""
+        if kill:
+            self.processes["redis"].kill()
+            self.processes["redis"].wait()
+        elif stop:
             self.stop("redis")
         self.spawn("redis", "redis", self.redis_argv, self.base_env())
 
