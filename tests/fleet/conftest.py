@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-from tests.fleet.harness import Fleet, model_root, write_modes
+from tests.fleet.harness import REDIS_SERVER, Fleet, model_root, write_modes
 from tests.fleet.netns import Network, free_subnet, unavailable
 
-WHY_NOT = unavailable()
+WHY_NOT = unavailable() or (None if Path(REDIS_SERVER).exists() else f"no {REDIS_SERVER} (Debian's, with TLS)")
 
 
 @pytest.fixture(scope="module")
