@@ -33,7 +33,11 @@ def test_a_host_without_a_modes_files_says_so_and_is_never_routed_its_jobs(fleet
     missing = json.loads(fleet.heartbeat("npu")["missing"])
     assert list(missing) == ["gpu-only"] and "'tiny-sd15-gpu' is not under" in missing["gpu-only"]
     assert json.loads(fleet.heartbeat("gpu")["missing"]) == {}
+    # With the gpu host gone, npu is the only idle worker and the jobs wait unserved: npu must
+    # still not take them (it would fail them); they wait for gpu to come back.
+    fleet.stop("worker-gpu")
     jobs = [submit(fleet.api, mode="gpu-only", prompt=f"gpu only {i}", seed=i) for i in range(3)]
+    fleet.start_worker("gpu", fleet.worker_env(fleet.roots["gpu"]))
     for job in jobs:
         record = poll(fleet.api, job["id"], timeout=240)
         assert record["status"] == "succeeded", record
