@@ -1,13 +1,14 @@
 # Two commands: `make run` brings the stack up, `make test` runs the whole suite.
 # Both set themselves up (.venv, pip installs, the demo model).
 # `make celery ARGS='inspect active'` runs Celery's CLI against `make run`'s stack.
+# `make worker` starts one worker with the settings in the environment (a fleet's host: docs/fleet.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := .cache/models/tiny-sd15
 
-.PHONY: run test lint install demo-model bench celery
+.PHONY: run test lint install demo-model bench celery worker
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,3 +38,6 @@ bench: demo-model
 
 celery:
 	$(PY) -m scripts.celery_cli $(ARGS)
+
+worker: install
+	$(PY) -m tasks.worker

@@ -15,12 +15,13 @@ from api.keystore import KeyStore
 from api.limits import KeyLimits
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
-from jobs.messages import CustomJob, GenerateJob, GenerateParams, LoraRef, ResolvedMode, SwitchJob
+from jobs.messages import CustomJob, GenerateJob, GenerateParams, SwitchJob
 from jobs.producer import Producer
 from jobs.records import JobRecords, Turn
 from jobs.superres import SuperResOptions
 from modes import Mode, ModesConfig
 from modes.registry import ModesRegistry
+from modes.roots import message
 from storage import ObjectStore
 
 
@@ -68,7 +69,7 @@ class Services:
         stored first, or raise ApiError having enqueued nothing."""
         if superres and params.n > 1:
             raise ApiError(400, "superres upscales a job of one image: send n=1 with superres", "n")
-        job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params, superres=superres)
+        job = GenerateJob(job_id=str(uuid.uuid4()), mode=message(mode), params=params, superres=superres)
         payload = job.to_dict()
         record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}
         return self._submit(
@@ -77,7 +78,7 @@ class Services:
 
     def submit_switch(self, mode: Mode) -> dict[str, Any]:
         """Queue a mode switch behind the jobs already queued for the mode."""
-        job = SwitchJob(job_id=str(uuid.uuid4()), mode=resolve(mode))
+        job = SwitchJob(job_id=str(uuid.uuid4()), mode=message(mode))
         return self._submit(job.job_id, "switch", mode, SWITCH_TASK, job.to_dict(), {})
 
     def submit_custom(self, handler: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -128,17 +129,6 @@ class Services:
         for key, data in uploads.items():
             if not self.store.exists(key):
                 self.store.put(key, data, "image/png")
-
-
-def resolve(mode: Mode) -> ResolvedMode:
-    """The mode as a worker needs it: paths, scheduler and LoRAs, no reference to modes.yaml."""
-    return ResolvedMode(
-        name=mode.name,
-        model_path=str(mode.model_path),
-        scheduler=mode.scheduler,
-        backend=mode.backend,
-        loras=tuple(LoraRef(**lora.as_dict()) for lora in mode.loras),
-    )
 
 
 def services() -> Services:

@@ -33,6 +33,8 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
         beat["queues"] = json.loads(beat.get("queues", "[]"))
         beat["handlers"] = json.loads(beat.get("handlers", "[]"))
         beat["cached"] = json.loads(beat.get("cached", "[]"))
+        beat["missing"] = json.loads(beat.get("missing", "{}"))
+        beat["modes_version"] = int(beat.get("modes_version", 0))
         beat["memory"] = json.loads(beat.get("memory", "{}"))
         beat["pid"] = int(beat.get("pid", 0))
         beat["switches"] = int(beat.get("switches", 0))

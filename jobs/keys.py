@@ -74,7 +74,7 @@ def result_object_key(job_id: str, index: int = 0) -> str:
     return f"jobs/{job_id}.png" if index == 0 else f"jobs/{job_id}-{index}.png"
 
 
-MODEL_HASHES = f"{PREFIX}:model_hashes"  # model path -> A1111's short hash, written by workers that ran it
+MODEL_HASHES = f"{PREFIX}:model_hashes"  # model name under the model root -> A1111's short hash, from workers
 
 
 def input_object_key(sha256: str) -> str:

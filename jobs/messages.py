@@ -1,7 +1,9 @@
 """The typed message a generation job carries from the API to a worker.
 
-The API resolves the mode fully (model path, scheduler, defaults applied), so a
-worker needs the model files but not the API's modes.yaml.
+The API resolves the mode fully (scheduler, LoRA strengths, defaults applied), so a
+worker needs the model files but not the API's modes.yaml.  Model and LoRA paths are
+named relative to the model and LoRA roots; each worker resolves them against its own
+(modes/roots.py).
 """
 
 from __future__ import annotations

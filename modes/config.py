@@ -37,6 +37,7 @@ class Lora:
     path: Path
     strength: float
     adapter_name: str
+    file: str = ""  # as modes.yaml names it, relative to lora_root: what a job message carries
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "strength": self.strength, "adapter_name": self.adapter_name}
@@ -56,6 +57,7 @@ class Mode:
     max_size: int
     max_steps: int
     loras: tuple[Lora, ...] = ()
+    model: str = ""  # as modes.yaml names it, relative to model_root: what a job message carries
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class ModesConfig:
     default_mode: str
     modes: dict[str, Mode]
     text: str = field(default="", compare=False)
+    lora_root: Path | None = None  # None: model_root
 
     @property
     def digest(self) -> str:
@@ -130,7 +133,9 @@ def parse_modes(text: str, source: Path) -> ModesConfig:
     default_mode = str(data.get("default_mode") or next(iter(modes)))
     if default_mode not in modes:
         raise ModesError(f"{source}: default_mode {default_mode!r} is not one of {sorted(modes)}")
-    return ModesConfig(source=source, model_root=root, default_mode=default_mode, modes=modes, text=text)
+    return ModesConfig(
+        source=source, model_root=root, default_mode=default_mode, modes=modes, text=text, lora_root=lora_root
+    )
 
 
 def _root(source: Path, data: dict, key: str, default: str) -> Path:
@@ -184,7 +189,8 @@ def _parse_loras(spec: Any, lora_root: Path, where: str) -> tuple[Lora, ...]:
         name = str(entry.get("adapter_name") or (stem if stem[:1].isalpha() else f"lora_{stem}"))
         if not _ADAPTER_NAME.match(name):
             raise ModesError(f"{at}: 'adapter_name' {name!r} must be letters, digits and '_', starting with a letter")
-        loras.append(Lora(path, _number(entry, "strength", 1.0, float, at, -10.0, 10.0), name))
+        strength = _number(entry, "strength", 1.0, float, at, -10.0, 10.0)
+        loras.append(Lora(path, strength, name, entry["path"]))
     names = [lora.adapter_name for lora in loras]
     if len(set(names)) != len(names):
         raise ModesError(f"{where}: adapter names must be unique within a mode, got {names}")
@@ -233,6 +239,7 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
         max_size=max_size,
         max_steps=max_steps,
         loras=_parse_loras(spec.get("loras"), lora_root, where),
+        model=model,
     )
 
 

@@ -1,12 +1,15 @@
 """One modes config for the whole fleet, hot-reloaded through Redis.
 
-Any process may load the modes file (at start, on a file change, on SIGHUP, or
-on ``POST /api/modes/reload``).  A valid file whose content differs from what
-Redis holds is published there under a new version; a broken one is never
-published: the last good config keeps serving and the error is kept beside it
-for ``GET /api/modes``.  Every process compares its version with Redis' before
-it uses the config (one HGET) and re-parses the published text when it moved,
-so all API processes and workers serve the same version.
+The API host owns the modes file: its processes load it (at start, on a file change,
+on SIGHUP, or on ``POST /api/modes/reload``) with ``reload``.  A valid file whose
+content differs from what Redis holds is published there under a new version; a
+broken one is never published: the last good config keeps serving and the error is
+kept beside it for ``GET /api/modes``.  A worker only ``follow``s: it needs no modes
+file, and its own file (a stale copy on a worker host, say) can never replace the
+fleet's config; it is published only into a Redis that holds none yet, so one host
+runs without an API.  Every process compares its version with Redis' before it uses
+the config (one HGET) and re-parses the published text when it moved, so all API
+processes and workers serve the same version.
 """
 
 from __future__ import annotations
@@ -41,6 +44,15 @@ return version
 """
 
 
+# A worker's file, published only when Redis holds no config at all; 0 when it holds one.
+_SEED = """
+if redis.call('HEXISTS', KEYS[1], 'version') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'version', 1, 'digest', ARGV[1], 'text', ARGV[2], 'source', ARGV[3])
+redis.call('HSET', KEYS[1], 'published_at', ARGV[4])
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class ReloadResult:
     version: int
@@ -53,6 +65,7 @@ class ModesRegistry:
         self._path = Path(path)
         self._env = os.environ if env is None else env
         self._publish = client.register_script(_PUBLISH)
+        self._seed = client.register_script(_SEED)
         self._lock = threading.Lock()
         self._config: ModesConfig | None = None
         self._version = 0
@@ -80,6 +93,46 @@ class ModesRegistry:
                 log.info("modes config version %s: %s", version, ", ".join(config.modes))
             self._config, self._version = config, version
         return ReloadResult(version, None)
+
+    def follow(self, poll: float = 1.0) -> ModesConfig:
+        """A worker's start: the fleet's config from Redis, waiting for the API host to publish one when
+        there is none and this host's modes file cannot seed it.  Never overwrites a published config."""
+        waiting = False
+        while True:
+            self._sync()
+            if self._config is not None:
+                self._warn_if_stale()
+                return self._config
+            if self._seed_from_file():
+                continue
+            if not waiting:
+                log.info("waiting for the fleet's modes config in Redis (the API host publishes it)")
+                waiting = True
+            time.sleep(poll)
+
+    def _seed_from_file(self) -> bool:
+        """Publish this host's file if Redis holds no config; False when there is no usable file."""
+        try:
+            config = self._read_file()
+        except ModesError as exc:
+            log.debug("no modes config of this host's own (%s)", exc)
+            return False
+        if self._seed(keys=[MODES_KEY], args=[config.digest, config.text, str(config.source), time.time()]):
+            log.info("modes config version 1 published from %s: Redis held none", config.source)
+        return True
+
+    def _warn_if_stale(self) -> None:
+        try:
+            own = self._read_file()
+        except ModesError:
+            return
+        if own.digest != self._redis.hget(MODES_KEY, "digest").decode():
+            log.warning(
+                "%s differs from the fleet's modes config (version %s): the fleet's is used; "
+                "change the config on the API host (its file, or POST /api/modes/reload)",
+                own.source,
+                self._version,
+            )
 
     @property
     def version(self) -> int:

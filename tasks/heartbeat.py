@@ -28,10 +28,13 @@ class Heartbeat:
         queues: Callable[[], list[str]],
         handlers: list[str],
         serving: Callable[[], str] = str,
+        routing: Callable[[], dict[str, str]] = dict,
     ) -> None:
-        """``queues`` and ``serving`` (the mode the router keeps it on) are read at every beat."""
+        """``queues``, ``serving`` (the mode the router keeps it on) and ``routing`` (more fields from the
+        router: the modes config version, the modes whose files this host lacks) are read at every beat."""
         self._handlers = handlers
         self._serving = serving
+        self._routing = routing
         self._runner = runner
         self._name = name
         self._queues = queues
@@ -64,6 +67,7 @@ class Heartbeat:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "updated_at": time.time(),
+            **self._routing(),
         }
         pipe = self._runner.redis.pipeline()
         pipe.hset(worker_key(self._name), mapping=state)

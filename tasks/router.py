@@ -9,11 +9,15 @@ own entry; the router that holds the allocator lease also reads the whole fleet,
 per tick.  Moves are atomic against other routers: a worker takes a mode only if no
 other worker took it since it looked, so two idle workers do not chase the same
 backlog.  It also follows the modes config as it is reloaded: a removed mode's
-server chooses again.
+server chooses again.  A mode whose files this host lacks (modes/roots.py) is never
+chosen: its backlog stays in the summary for the workers that have them, and a worker
+whose mode's files went missing leaves it.  Which modes those are is worked out once
+per config version, on the host's own disk, never per tick.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from config import Settings
 from jobs.keys import CUSTOM_QUEUE, generation_queue, summary_key
 from modes.registry import ModesRegistry
+from modes.roots import ModelRoots
 from tasks.allocator import LEASE_MS as ALLOCATOR_LEASE_MS
 from tasks.allocator import Allocator, Summary, read_summary
 from tasks.celery_app import app
@@ -44,12 +49,15 @@ class Router:
         lease_ms: int = LEASE_MS,
         busy: Callable[[], bool] = lambda: False,
         allocator_ms: int = ALLOCATOR_LEASE_MS,
+        roots: ModelRoots | None = None,
     ) -> None:
         """``cached`` tells which modes the worker holds in host RAM, ``busy`` whether it runs a
         job now; ``lease_ms`` is how long it counts as its mode's server after its last tick,
-        ``allocator_ms`` how long the allocator lease outlives its holder's last tick."""
+        ``allocator_ms`` how long the allocator lease outlives its holder's last tick; ``roots``
+        where this host keeps the modes' files (None: every mode counts as present)."""
         self._redis = redis_client
         self._registry = registry
+        self._roots = roots
         self.serves = serves
         self._name = name
         self._cached = cached
@@ -74,6 +82,8 @@ class Router:
         self._modes: list[str] | None = None
         self._modes_version = 0
         self._written: tuple[str, str, float] = ("", "", 0.0)  # the entry last written: mode, state, when
+        self._missing_version = -1
+        self.missing: dict[str, str] = {}  # mode -> why this host cannot run it
         self.serving: str | None = None
 
     @property
@@ -86,7 +96,16 @@ class Router:
         """The modes of the current config that this worker's backend can run."""
         config = self._registry.current()
         self._modes_version = self._registry.version
-        return [m.name for m in config.modes.values() if m.backend == self.serves]
+        mine = [m for m in config.modes.values() if m.backend == self.serves]
+        if self._roots is not None and self._missing_version != self._modes_version:
+            self.missing, self._missing_version = self._roots.lacking(mine), self._modes_version
+            for mode, why in self.missing.items():
+                log.warning("router: %s will not serve mode %s: %s", self._name, mode, why)
+        return [m.name for m in mine]
+
+    def state(self) -> dict[str, str]:
+        """For the heartbeat: the modes config version it routes by, and the modes this host lacks."""
+        return {"modes_version": str(self._modes_version), "missing": json.dumps(self.missing)}
 
     def start(self) -> None:
         """Begin following the policy; the worker consumes ``queues`` from now on."""
@@ -114,6 +133,9 @@ class Router:
                     self._name, target, self._lease_ms, self._state(), servers.get(target, 0)
                 ):
                     target = None
+            if target is None and self.serving in self.missing:
+                self._leave()
+                return None
             if target is None:
                 self._renew()
                 return None
@@ -138,6 +160,8 @@ class Router:
     ) -> str | None:
         """The mode to move to, or None to stay."""
         now = time.monotonic()
+        modes = [m for m in modes if m not in self.missing]
+        backlogs = {m: b for m, b in backlogs.items() if m not in self.missing}
         me = WorkerView(
             serving=self.serving if self.serving in modes else None,
             dwell=now - self._since,
@@ -160,6 +184,14 @@ class Router:
             return
         self._table.serve(self._name, self.serving, self._lease_ms, state)
         self._written = (self.serving, state, time.monotonic())
+
+    def _leave(self) -> None:
+        """Stop serving a mode whose files this host lacks (its config changed under it)."""
+        log.info("router: %s leaves %s (%s)", self._name, self.serving, self.missing[self.serving])
+        self._table.leave(self._name)
+        if self._consuming:
+            app.control.cancel_consumer(generation_queue(self.serves, self.serving), destination=[self._name])
+        self.serving, self._since = None, time.monotonic()
 
     def _consume(self, mode: str) -> None:
         old, self.serving, self._since = self.serving, mode, time.monotonic()

@@ -8,7 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import redis
 from PIL import Image
@@ -18,6 +19,7 @@ from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.model_hash import model_hash, prefetch
 from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
+from modes.roots import ModelRoots
 from storage import ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease, hold_message
@@ -29,6 +31,7 @@ from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
 
 log = logging.getLogger(__name__)
+J = TypeVar("J", GenerateJob, SwitchJob)
 GENERATE = "generate"  # the stage a generation delivery runs; hand_off moves a job on to "superres"
 
 
@@ -54,6 +57,8 @@ class JobRunner:
         self._running_lock = threading.Lock()
         self.switches = 0  # how often a job found another mode loaded: the router's cost
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
+        # Resolves a message's model and LoRA names on this host (modes/roots.py); None: paths used as given.
+        self.roots: ModelRoots | None = None
 
     def turn(self, job: ModeJob, worker: str, delivery_tag: str | None) -> str:
         """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
@@ -101,7 +106,7 @@ class JobRunner:
 
     def _loader(self, job: SwitchJob, worker: str) -> Callable[[Lease], dict[str, Any]]:
         def load(lease: Lease) -> dict[str, Any]:
-            seconds = self.backend.prepare(job.mode, job.job_id)
+            seconds = self.backend.prepare(self._located(job).mode, job.job_id)
             if self.on_switch_job:
                 self.on_switch_job(job.mode.name)
             return {"mode": job.mode.name, "worker": worker, "load_seconds": round(seconds, 4)}
@@ -109,13 +114,13 @@ class JobRunner:
         return load
 
     def _generation(self, lead: GenerateJob, lease: Lease, worker: str, waiting: str) -> str:
-        prefetch(lead.mode.model_path)  # for the infotext's Model hash, beside the pipeline
         members = [(lead, lease), *self._claim_companions(lead, worker, waiting)]
         if len(members) > 1:
             return self._run_batch(members, worker)
 
         def work(lease: Lease) -> dict[str, Any] | str:
             began = time.perf_counter()
+            prefetch(self._located(lead).mode.model_path)  # the infotext's Model hash, beside the pipeline
             result = self._generate(lead, lease)
             if not lead.superres:
                 return result
@@ -220,7 +225,7 @@ class JobRunner:
             began = time.perf_counter()
             try:
                 with self._busy(lead.job_id):
-                    images = self.backend.generate_batch([job for job, _ in members], on_step)
+                    images = self.backend.generate_batch([self._located(job) for job, _ in members], on_step)
             except Exception as exc:
                 log.exception("job %s: batch of %s failed", lead.job_id, what)
                 for _, lease in members:
@@ -255,6 +260,10 @@ class JobRunner:
             if self.backend.loaded_mode != loaded:
                 self.switches += 1
 
+    def _located(self, job: J) -> J:
+        """``job`` with its mode's files resolved on this host (the message names them relative to the roots)."""
+        return job if self.roots is None else replace(job, mode=self.roots.locate(job.mode))
+
     def _succeed(self, lease: Lease, result: dict[str, Any]) -> bool:
         if lease.end(self.records.succeed, result):
             return True
@@ -264,9 +273,10 @@ class JobRunner:
     def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
         on_step = step_reporter(self.records, job.job_id, lease.token)
         inputs = self._inputs(job)
+        located = self._located(job)
         if job.params.n == 1:
-            return self._store(job, [self.backend.generate(job, on_step=on_step, **inputs)])
-        return self._store(job, self._generate_images(job, on_step, inputs))
+            return self._store(job, [self.backend.generate(located, on_step=on_step, **inputs)])
+        return self._store(job, self._generate_images(located, on_step, inputs))
 
     def _generate_images(self, job: GenerateJob, on_step: StepCallback, inputs: dict[str, Any]) -> list[Generated]:
         """The images of a job of several: txt2img in pipeline calls of up to BATCH_MAX images, img2img one
@@ -288,14 +298,15 @@ class JobRunner:
 
     def _store(self, job: GenerateJob, generated: list[Generated]) -> dict[str, Any]:
         """Write the job's PNGs to the store; the result fields of its record (the first image's at the top)."""
+        located = self._located(job)
         images = []
-        for index, (single, made) in enumerate(zip(job.images(), generated, strict=True)):
+        for index, (single, made) in enumerate(zip(located.images(), generated, strict=True)):
             key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id, index)
             self.store.put(key, encode_png(made.image, a1111_parameters(single, made.sampler)), "image/png")
             images.append({"key": key, "seed": single.params.seed})
         first = generated[0]
-        short_hash = model_hash(job.mode.model_path)
-        if short_hash:  # for the API's listings (/sdapi/v1/sd-models), which cannot read the model files
+        short_hash = model_hash(located.mode.model_path)
+        if short_hash:  # for the API's listings (/sdapi/v1/sd-models), by the model's name under the model root
             self.redis.hset(MODEL_HASHES, job.mode.model_path, short_hash)
         return {
             "key": images[0]["key"],

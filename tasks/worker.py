@@ -23,7 +23,9 @@ import logging
 import os
 import socket
 import sys
+from urllib.parse import urlsplit
 
+import redis
 from celery import signals
 
 from config import Settings
@@ -31,6 +33,7 @@ from jobs import logs
 from jobs.keys import CUSTOM_QUEUE, fifo_queue
 from modes import ModesError
 from modes.registry import ModesRegistry
+from modes.roots import ModelRoots
 from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
@@ -39,6 +42,21 @@ from tasks.router import Router
 from workers.custom_handlers import load_handler_modules
 
 log = logging.getLogger(__name__)
+
+
+def check_redis(url: str) -> None:
+    """Exit with a line that says why when Redis refuses this worker: a wrong user or password, or
+    a plain connection where Redis requires TLS (or TLS it cannot verify)."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or 6379}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=10, socket_timeout=10).ping()
+    except redis.AuthenticationError as exc:
+        why = f"Redis at {where} refused REDIS_URL's user or password ({exc})"
+        raise SystemExit(f"worker cannot start: {why}") from None
+    except redis.ConnectionError as exc:
+        hint = "; use rediss:// where Redis requires TLS" if parts.scheme == "redis" else ""
+        raise SystemExit(f"worker cannot start: no Redis session with {where} ({exc}){hint}") from None
 
 
 def first_queues(router: Router, settings: Settings) -> list[str]:
@@ -67,10 +85,12 @@ def pool_options(backend: object) -> list[str]:
 def main(argv: list[str]) -> None:
     logs.configure()
     settings = Settings.from_env()
+    check_redis(settings.redis_url)
     runner = get_runner()
     handlers = load_handler_modules()
     registry = ModesRegistry(runner.redis, settings.modes_file)
-    registry.reload()
+    registry.follow()
+    runner.roots = ModelRoots.from_env(registry.current)
     name = f"{runner.backend.name}-{os.getpid()}@{socket.gethostname()}"
     router = Router(
         runner.redis,
@@ -80,6 +100,7 @@ def main(argv: list[str]) -> None:
         settings,
         cached=runner.backend.cached_modes,
         busy=lambda: runner.current_job is not None,
+        roots=runner.roots,
     )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
@@ -92,7 +113,7 @@ def main(argv: list[str]) -> None:
             runner.on_switch_job = router.pin
             router.start()
         consumed = (lambda: router.queues) if affinity else (lambda: queues)
-        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "")
+        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "", router.state)
         heartbeat.start()
         heartbeats.append(heartbeat)
         orphans.start()

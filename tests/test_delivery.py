@@ -10,7 +10,7 @@ from jobs.keys import GENERATE_TASK, generation_queue
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from jobs.records import JobRecords
 from tests.client import poll, submit
-from tests.conftest import MODEL_ROOT, TINY
+from tests.conftest import TINY
 from tests.processes import wait_for
 
 
@@ -80,7 +80,7 @@ def test_duplicate_delivery_waits_for_the_holder_then_drops(make_stack):
 
     duplicate = GenerateJob(
         job_id=job["id"],
-        mode=ResolvedMode(name="slow", model_path=str(MODEL_ROOT / TINY), scheduler="default", backend="torch"),
+        mode=ResolvedMode(name="slow", model_path=TINY, scheduler="default", backend="torch"),
         params=GenerateParams(**job["params"]),
     )
     producer = Celery(broker=stack.env["REDIS_URL"])

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs.keys import GENERATE_TASK, generation_queue
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from tests.client import poll, submit
-from tests.conftest import MODEL_ROOT, TINY
+from tests.conftest import TINY
 from tests.processes import wait_for
 from tests.test_delivery import log_count
 
@@ -50,7 +50,7 @@ def test_metrics_count_each_job_once_by_kind_mode_and_outcome_in_every_api_proce
     for job in stuck:
         assert requests.delete(f"{base}/api/jobs/{job['id']}", timeout=30).json()["status"] == "canceled"
 
-    mode = ResolvedMode(name="demo", model_path=str(MODEL_ROOT / TINY), scheduler="lcm", backend="torch")
+    mode = ResolvedMode(name="demo", model_path=TINY, scheduler="lcm", backend="torch")
     again = GenerateJob(job_id=done["id"], mode=mode, params=GenerateParams(**done["params"]))
     Celery(broker=stack.env["REDIS_URL"]).send_task(
         GENERATE_TASK, args=[again.to_dict()], queue=generation_queue("torch", "demo"), task_id=done["id"]

@@ -11,7 +11,7 @@ from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, generation_queue
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, ResolvedMode
 from tests.celery_events import EventWatch
 from tests.client import poll, submit
-from tests.conftest import MODEL_ROOT, TINY
+from tests.conftest import TINY
 from tests.test_cancel_e2e import start_long_job, stop
 
 
@@ -55,7 +55,7 @@ def test_a_succeeded_job_is_a_success_and_its_dropped_duplicate_says_so(watched)
     assert record["status"] == "succeeded"
     assert watch.task(record["id"], "SUCCESS").result == "'succeeded'"
 
-    mode = ResolvedMode(name="demo", model_path=str(MODEL_ROOT / TINY), scheduler="lcm", backend="torch")
+    mode = ResolvedMode(name="demo", model_path=TINY, scheduler="lcm", backend="torch")
     again = GenerateJob(job_id=record["id"], mode=mode, params=GenerateParams(**record["params"]))
     deliver_again(stack, GENERATE_TASK, again.to_dict(), generation_queue("torch", "demo"))
     dropped = watch.task(record["id"], "SUCCESS", also=lambda t: "dropped" in t.result)

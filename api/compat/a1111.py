@@ -114,7 +114,7 @@ def sd_models():
             {
                 "title": _title(mode, hashes),
                 "model_name": mode.name,
-                "hash": hashes.get(str(mode.model_path)),
+                "hash": hashes.get(mode.model),
                 "sha256": None,
                 "filename": str(mode.model_path) if full else mode.name,
                 "config": None,
@@ -161,7 +161,7 @@ def get_options():
     return jsonify(
         {
             "sd_model_checkpoint": _title(mode, hashes),
-            "sd_checkpoint_hash": hashes.get(str(mode.model_path)),
+            "sd_checkpoint_hash": hashes.get(mode.model),
             "samples_format": "png",
         }
     )
@@ -371,13 +371,13 @@ def _mode_of(title: str) -> Mode:
 
 
 def _hashes() -> dict[str, str]:
-    """Model path -> short hash, for the models a worker has run (jobs/model_hash.py)."""
+    """Model name (under the model root) -> short hash, for the models a worker has run (jobs/model_hash.py)."""
     raw = services().redis.hgetall(MODEL_HASHES)
     return {path.decode(): value.decode() for path, value in raw.items()}
 
 
 def _title(mode: Mode, hashes: dict[str, str]) -> str:
-    short = hashes.get(str(mode.model_path))
+    short = hashes.get(mode.model)
     return f"{mode.name} [{short}]" if short else mode.name
 
 

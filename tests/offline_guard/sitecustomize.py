@@ -4,9 +4,12 @@ Python runs ``sitecustomize`` at start-up when its folder is on PYTHONPATH; the 
 stack puts this folder there for every worker and API process, and conftest.py
 loads it into pytest itself.  An audit hook refuses name lookups and connections to
 anything but loopback addresses and local sockets, so a code path that tries a
-model hub fails the test instead of quietly downloading.
+model hub fails the test instead of quietly downloading.  The fleet tests add their
+own private subnet, which they create and remove (``OFFLINE_GUARD_ALLOW``: address
+prefixes, comma-separated).
 """
 
+import os
 import sys
 
 LOCAL_HOSTS = ("127.", "::1", "localhost", "0.0.0.0")
@@ -28,7 +31,8 @@ def _host(event: str, args: tuple) -> str | None:
 
 def _refuse_remote(event: str, args: tuple) -> None:
     host = _host(event, args)
-    if host is not None and not str(host).startswith(LOCAL_HOSTS):
+    allowed = tuple(p for p in os.environ.get("OFFLINE_GUARD_ALLOW", "").split(",") if p)
+    if host is not None and not str(host).startswith(LOCAL_HOSTS + allowed):
         raise NetworkAccessError(f"tests run offline: {event} to {host!r} refused")
 
 
