@@ -1,15 +1,18 @@
-"""The OpenAPI document (JSON and YAML) and ``/docs``, Swagger UI served from the swagger-ui-bundle
-package's files: the page loads nothing from another host."""
+"""The OpenAPI document (JSON and YAML) and ``/docs``, Swagger UI 5 served from the files the
+flask-swagger-ui package ships (only its files are used): the page loads nothing from another host."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import flask_swagger_ui
 import yaml
 from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
 
 from api.openapi import document, documented
 
 bp = Blueprint("docs", __name__)
+SWAGGER_UI = Path(flask_swagger_ui.__file__).with_name("dist")
 ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png")
 PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -70,7 +73,7 @@ def docs_page():
     needs_key=False,
 )
 def docs_asset(name: str):
-    """The page's scripts, stylesheet and icon, from the swagger-ui-bundle package."""
+    """The page's scripts, stylesheet and icon, from the flask-swagger-ui package."""
     if name not in ASSETS:
         abort(404)
-    return send_from_directory(str(swagger_ui_path), name, max_age=3600)
+    return send_from_directory(SWAGGER_UI, name, max_age=3600)
