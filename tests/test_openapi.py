@@ -93,6 +93,38 @@ def test_a_request_the_document_accepts_is_queued(app, body):
     schema(doc, "Job").validate(response.get_json())
 
 
+def boundary_values(prop: dict) -> list:
+    """The extreme values a property's schema allows: bounds, each enum value, booleans, null."""
+    values = []
+    for branch in prop.get("anyOf", [prop]):
+        kind = branch.get("type")
+        if kind in ("integer", "number"):
+            values += [branch[k] for k in ("minimum", "maximum") if k in branch]
+        elif "enum" in branch:
+            values += branch["enum"]
+        elif kind == "boolean":
+            values += [True, False]
+        elif kind == "null":
+            values.append(None)
+    return values
+
+
+def test_every_bound_the_document_allows_is_queued(app):
+    """Derived from the document, so a field added with a range the API does not honour fails here."""
+    doc = document(app)
+    properties = doc["components"]["schemas"]["JobRequest"]["properties"]
+    base = {"prompt": "x", "mode": "slow", "size": "64x64"}  # slow: a mode without lcm's 50-step cap
+    cases = [(name, value) for name, prop in properties.items() for value in boundary_values(prop)]
+    assert len(cases) > 25
+    client = app.test_client()
+    for name, value in cases:
+        body = {**base, name: value}
+        if not schema(doc, "JobRequest").is_valid(body):
+            continue  # strength without init_image: the document refuses it too
+        response = client.post("/api/jobs", json=body)
+        assert response.status_code == 202, (name, value, response.get_json())
+
+
 REFUSED = [
     ("JobRequest", "/api/jobs", {"prompt": "x", "mode": ""}, "mode"),
     ("JobRequest", "/api/jobs", {"prompt": "x", "strength": 0.5, "init_image": None}, "strength"),
