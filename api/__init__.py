@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis
 from celery import Celery
-from flask import Flask
+from flask import Blueprint, Flask
 
-from api import auth, cancel, custom, jobs, legacy, metrics, modes, status, superres
+from api import auth, cancel, custom, docs, jobs, legacy, metrics, modes, status, superres
 from api.compat import a1111, openai
 from api.errors import JSONProvider, register_error_handlers
 from api.keystore import KeyStore
@@ -27,6 +27,14 @@ def make_producer() -> Producer:
     app = Celery("dreamlab-api")
     app.config_from_object("celeryconfig")
     return Producer(app)
+
+
+def blueprints() -> tuple[Blueprint, ...]:
+    """Every route of the API; each view has its schema in the OpenAPI document (api/openapi.py)."""
+    return (
+        *(jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp, docs.bp),
+        *(a1111.bp, openai.bp),
+    )
 
 
 def limit_settings(settings: Settings) -> LimitSettings:
@@ -63,9 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     register_error_handlers(app)
     auth.install(app)
-    for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
+    for blueprint in blueprints():
         app.register_blueprint(blueprint)
-    app.register_blueprint(a1111.bp)
-    app.register_blueprint(openai.bp)
     logs.configure()
     return app

@@ -15,7 +15,15 @@ from api.caller import Caller
 from api.errors import ApiError
 from api.services import services
 
-OPEN_ENDPOINTS = {"status.healthz", "static"}
+# The docs page, its assets and the OpenAPI document describe the code, not the fleet: no key for them.
+OPEN_ENDPOINTS = {
+    "status.healthz",
+    "static",
+    "docs.openapi_json",
+    "docs.openapi_yaml",
+    "docs.docs_page",
+    "docs.docs_asset",
+}
 # Operators' endpoints: a user key gets 403.  The fleet views show hosts, PIDs, model paths and
 # the running jobs' IDs of every key, so a user gets no filtered view of them either.
 ADMIN_ENDPOINTS = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from api.errors import ApiError
-from api.jobs import load_record
+from api.jobs import JOB_NOT_FOUND, load_record
+from api.openapi import documented
+from api.schemas.responses import Job
 from api.services import services
 from api.views import public_job
 from jobs.records import CANCELED_NOW, ENDED, GONE
@@ -13,13 +15,24 @@ from jobs.records import CANCELED_NOW, ENDED, GONE
 bp = Blueprint("cancel", __name__)
 
 
+ANSWERS = {
+    200: (Job, "The job was canceled before any worker held it; `error.message` says so."),
+    202: (Job, "A worker runs the job: it is flagged (`cancel_requested`) and ends `canceled` after the current step."),
+}
+FAILURES = {404: JOB_NOT_FOUND, 409: "The job already succeeded, failed or was canceled; nothing changed."}
+
+
 @bp.delete("/api/jobs/<job_id>")
+@documented(tags=("jobs",), ok=ANSWERS, errors=FAILURES)
 def delete_job(job_id: str):
+    """Cancel a job (the same as POST /api/jobs/{job_id}/cancel); the record stays, `canceled`."""
     return cancel(job_id)
 
 
 @bp.post("/api/jobs/<job_id>/cancel")
+@documented(tags=("jobs",), ok=ANSWERS, errors=FAILURES)
 def cancel_job(job_id: str):
+    """Cancel a queued or running job; the record stays, `canceled`."""
     return cancel(job_id)
 
 

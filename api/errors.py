@@ -1,8 +1,10 @@
-"""JSON errors: ``{"error": {"message": ..., "field": ...}}`` for every failure."""
+"""JSON errors: ``{"error": {"message": ..., "field": ...}}`` for every failure; a refused request body
+adds ``errors``, one ``{"field", "message"}`` for each field at fault (``field`` names the first)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 
 import redis
 from flask import Flask, jsonify
@@ -14,19 +16,35 @@ from storage import StoreError
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.headers = headers or {}
+        self.errors = errors or []
 
 
-def error_body(message: str, field: str | None = None) -> dict:
-    error = {"message": message}
+def error_body(message: str, field: str | None = None, errors: list[FieldError] | None = None) -> dict:
+    error: dict = {"message": message}
     if field:
         error["field"] = field
+    if errors:
+        error["errors"] = [asdict(e) for e in errors]
     return {"error": error}
 
 
@@ -43,7 +61,7 @@ class JSONProvider(DefaultJSONProvider):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return jsonify(error_body(exc.message, exc.field)), exc.status, exc.headers
+        return jsonify(error_body(exc.message, exc.field, exc.errors)), exc.status, exc.headers
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):

@@ -16,6 +16,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from api.openapi import documented
 from api.services import Services, services
 from jobs.keys import WORKERS_PATTERN
 from jobs.metrics import BUCKETS, INF, METRICS_KEY, SEP
@@ -133,7 +134,13 @@ def workers(beats: list[dict[str, str]]) -> Iterator[Metric]:
 
 
 @bp.get("/metrics")
+@documented(
+    tags=("status",),
+    ok={200: (None, "Prometheus text exposition: job counters, durations and worker gauges.")},
+    media={200: ("text/plain",)},
+)
 def metrics() -> Response:
+    """Prometheus metrics: job counters and durations, and per-worker gauges from heartbeats."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(services()))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

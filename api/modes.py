@@ -6,9 +6,11 @@ from flask import Blueprint, jsonify, request, url_for
 
 from api.caller import sees_everything
 from api.errors import ApiError, error_body
+from api.openapi import documented
+from api.schemas import SwitchRequest, parse
+from api.schemas.responses import Job, ModesListing, ReloadRefused
 from api.services import services
 from api.status import live_workers
-from api.validation import json_object
 from api.views import public_job
 from modes import Mode
 
@@ -46,11 +48,21 @@ def public_mode(mode: Mode) -> dict:
 
 
 @bp.get("/api/modes")
+@documented(tags=("status",), ok={200: (ModesListing, "The modes; a `user` key sees no file paths.")})
 def list_modes():
+    """The modes, those live workers have loaded, and the config's version."""
     return jsonify(modes_view())
 
 
 @bp.post("/api/modes/reload")
+@documented(
+    tags=("status",),
+    ok={
+        200: (ModesListing, "The new config is live."),
+        422: (ReloadRefused, "The file was refused; the last good version keeps serving."),
+    },
+    errors={403: "A `user` key; this needs an `admin` key."},
+)
 def reload_modes():
     """Re-read the modes file; a broken one is refused and the last good config keeps serving."""
     result = services().registry.reload()
@@ -61,13 +73,21 @@ def reload_modes():
 
 
 @bp.post("/api/modes/switch")
+@documented(
+    tags=("status",),
+    json=SwitchRequest,
+    ok={202: (Job, "The switch job is queued; poll it (`Location`).")},
+    errors={
+        400: "The body is not a JSON object or `mode` is missing or not a name.",
+        403: "A `user` key; this needs an `admin` key.",
+        404: "No such mode.",
+        429: "`QUEUE_MAX` jobs are waiting.",
+    },
+)
 def switch_mode():
     """Queue a switch to a mode behind the jobs already queued for it; answers at once with the job to poll."""
     svc = services()
-    body = json_object(request.get_json(silent=True))
-    name = body.get("mode")
-    if not isinstance(name, str) or not name:
-        raise ApiError(400, "mode is required: the name of the mode to switch to", "mode")
+    name = parse(SwitchRequest, request.get_json(silent=True)).mode
     modes = svc.modes.modes
     if name not in modes:
         raise ApiError(404, f"unknown mode {name!r}; valid modes are {sorted(modes)}", "mode")

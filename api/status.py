@@ -1,22 +1,23 @@
-"""Fleet status: workers, queue depths, health, and the OpenAPI spec."""
+"""Fleet status: workers, queue depths and health."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, jsonify
 
+from api.openapi import documented
+from api.schemas.responses import Health, ModelsStatus, Vram
 from api.services import Services, services
 from api.superres_fields import sr_settings
 from jobs.keys import WORKERS_PATTERN
 from jobs.superres import SUPERRES_QUEUE
 
 bp = Blueprint("status", __name__)
-SPEC = Path(__file__).with_name("openapi.yaml")
+ADMIN_ONLY = {403: "A `user` key; this needs an `admin` key."}
 
 
 def live_workers(svc: Services) -> list[dict[str, Any]]:
@@ -44,7 +45,9 @@ def live_workers(svc: Services) -> list[dict[str, Any]]:
 
 
 @bp.get("/api/models/status")
+@documented(tags=("status",), ok={200: (ModelsStatus, "Queues and live workers.")}, errors=ADMIN_ONLY)
 def models_status():
+    """Loaded modes, queue depths and every live worker's heartbeat."""
     svc = services()
     workers = live_workers(svc)
     modes = svc.modes
@@ -63,6 +66,7 @@ def models_status():
 
 
 @bp.get("/api/vram")
+@documented(tags=("status",), ok={200: (Vram, "Memory per worker and fleet-wide.")}, errors=ADMIN_ONLY)
 def vram():
     """Memory per worker and fleet-wide, from heartbeats (no worker is asked synchronously)."""
     workers = live_workers(services())
@@ -97,14 +101,15 @@ def superres_status(svc: Services) -> dict[str, Any]:
 
 
 @bp.get("/healthz")
+@documented(
+    tags=("status",),
+    ok={200: (Health, "The API and Redis are up."), 503: (Health, "Redis is unreachable.")},
+    needs_key=False,
+)
 def healthz():
+    """Liveness: the API answers and reaches Redis. Needs no key."""
     try:
         services().redis.ping()
     except redis.RedisError as exc:
         return jsonify({"status": "unavailable", "redis": str(exc)}), 503
     return jsonify({"status": "ok"})
-
-
-@bp.get("/api/openapi.yaml")
-def openapi_spec():
-    return Response(SPEC.read_text(), mimetype="application/yaml")

@@ -12,8 +12,12 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from api.caller import owner_name
 from api.errors import ApiError
 from api.jobs import result_png
+from api.openapi import documented
+from api.schemas import SuperResUpload
+from api.schemas.responses import Job
+from api.schemas.superres import upload_options
 from api.services import Services, services
-from api.superres_fields import form_options, require_enabled, sr_settings
+from api.superres_fields import require_enabled, sr_settings
 from api.uploads import check_image, read_upload
 from api.views import public_job
 from api.waiting import wait_for_success
@@ -24,14 +28,43 @@ from jobs.superres import SUPERRES_KIND, SUPERRES_QUEUE, SUPERRES_TASK, SuperRes
 bp = Blueprint("superres", __name__)
 
 
+UPLOAD_ERRORS = {
+    400: "Not multipart/form-data, an unknown or out-of-range field, or a file that is empty, not an image, truncated, "
+    "of zero size, beyond 32:1, a decompression bomb, or whose output would exceed `SR_MAX_PIXELS`.",
+    413: "The upload is larger than `SR_MAX_UPLOAD_BYTES` (`field` is `file`).",
+    429: "`SR_QUEUE_MAX` super-resolution jobs are waiting, or the key reached its limits; nothing was queued.",
+    503: "Super-resolution is disabled (`SR_ENABLED=0`), or the job could not be stored or sent to the broker.",
+}
+
+
 @bp.post("/api/superres")
+@documented(
+    tags=("superres",),
+    form=SuperResUpload,
+    ok={202: (Job, "The super-resolution job is queued; its record (`Location`).")},
+    errors=UPLOAD_ERRORS,
+)
 def submit_superres():
+    """Queue the upscaling of an uploaded image."""
     record = _accept_upload()
     return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}
 
 
 @bp.post("/superres")
+@documented(
+    tags=("superres",),
+    form=SuperResUpload,
+    ok={200: (None, "The upscaled image; headers `X-SuperRes`, `X-SR-Passes`, `X-Job-Id`.")},
+    errors={
+        **UPLOAD_ERRORS,
+        409: "The job was canceled while this request waited for it.",
+        500: "The job failed; the message says why.",
+        504: "The job did not finish within `SR_REQUEST_TIMEOUT`; `Location` is the job to poll.",
+    },
+    media={200: ("image/png", "image/jpeg")},
+)
 def superres_sync():
+    """Upscale an uploaded image in one blocking call (a job like any other)."""
     sr = sr_settings()
     record = _accept_upload()
     done = wait_for_success(services(), record["id"], sr.request_timeout, "SR_REQUEST_TIMEOUT")
@@ -44,7 +77,7 @@ def _accept_upload() -> dict[str, Any]:
     sr = sr_settings()
     require_enabled(sr)
     data, form = read_upload(request, sr)
-    options = form_options(form)
+    options = upload_options(data, form)
     info = check_image(data, options.magnitude, sr)
     return submit(services(), sr, data, options, info)
 

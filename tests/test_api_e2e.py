@@ -12,6 +12,7 @@ import redis
 import requests
 from PIL import Image
 
+from api.schemas.responses import Job, ModelsStatus, ModesListing
 from tests.client import poll, result_bytes, submit
 from tests.conftest import MODEL_ROOT, TEST_MODES, TINY
 
@@ -23,6 +24,7 @@ def test_submit_poll_and_fetch_png_of_requested_size(api_stack):
 
     record = poll(api_stack.base, job["id"])
     assert record["status"] == "succeeded", record
+    Job.model_validate(record)  # the documented record is the one served
     assert record["result"] == {
         **record["result"],
         "seed": 7,
@@ -157,7 +159,9 @@ def test_status_modes_and_health(api_stack):
     torch_modes = set(TEST_MODES["modes"]) - {"npu"}
     assert worker["serving"] in torch_modes
     assert worker["queues"] == [f"gen.torch.{worker['serving']}", "custom"]
+    ModelsStatus.model_validate(status)
     modes = requests.get(f"{api_stack.base}/api/modes", timeout=10).json()
+    ModesListing.model_validate(modes)
     assert modes["default_mode"] == "demo"
     assert {m["name"] for m in modes["modes"]} == set(TEST_MODES["modes"])
     assert requests.get(f"{api_stack.base}/healthz", timeout=10).json() == {"status": "ok"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import requests
 
+from api.schemas.responses import Job
 from tests.client import poll
 from tests.processes import wait_for
 
@@ -22,6 +23,7 @@ def test_registered_handlers_run_on_a_worker(make_stack):
     assert response.headers["Location"] == f"/api/jobs/{response.json()['id']}"
     record = poll(base, response.json()["id"])
     assert record["kind"] == "custom" and record["status"] == "succeeded"
+    Job.model_validate(record)  # the documented record is the one served
     assert record["result"]["output"] == {"sum": 6.5}
     assert record["result"]["handler"] == "add"
     image = requests.get(f"{base}/api/jobs/{record['id']}/result", timeout=60)

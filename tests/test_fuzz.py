@@ -39,7 +39,15 @@ def fuzzed_api(tmp_path_factory, modes_file):
     tmp = tmp_path_factory.mktemp("fuzz")
     server = start_redis(tmp / "redis")
     (tmp / "logs").mkdir()
-    env = stack_env(server.url, modes_file, tmp / "store", DEFAULT_TIMEOUT="1", QUEUE_MAX="100000", MODES_WATCH="0")
+    env = stack_env(
+        server.url,
+        modes_file,
+        tmp / "store",
+        DEFAULT_TIMEOUT="1",
+        SR_REQUEST_TIMEOUT="1",
+        QUEUE_MAX="100000",
+        MODES_WATCH="0",
+    )
     stack = Stack(env, tmp / "logs")
     try:
         yield stack.start_api()

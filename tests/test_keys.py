@@ -8,13 +8,13 @@ import sys
 import uuid
 
 import requests
-import yaml
+from flask import Flask
 
+from api import blueprints
 from api.keystore import digest
+from api.openapi import document
 from tests.processes import ROOT
 from tests.sr_helpers import encoded, picture
-
-SPEC = ROOT / "api" / "openapi.yaml"
 
 
 def key_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -34,15 +34,22 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def spec_operations() -> list[tuple[str, str]]:
-    """Every (method, path) the spec documents, a made-up job ID in the job paths."""
-    paths = yaml.safe_load(SPEC.read_text())["paths"]
-    job = str(uuid.uuid4())
+def spec_operations() -> list[tuple[str, str, bool]]:
+    """Every (method, path, needs a key) the OpenAPI document lists, a made-up job ID in the job paths."""
+    app = Flask("spec")
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
+    values = {"{job_id}": str(uuid.uuid4()), "{name}": "swagger-ui.css", "{index}": "1"}
+
+    def filled(path: str) -> str:
+        for name, value in values.items():
+            path = path.replace(name, value)
+        return path
+
     return [
-        (method, path.replace("{job_id}", job).replace("{index}", "1"))
-        for path, item in paths.items()
-        for method in item
-        if method != "parameters"
+        (method, filled(path), "401" in operation["responses"])
+        for path, item in document(app)["paths"].items()
+        for method, operation in item.items()
     ]
 
 
@@ -51,11 +58,13 @@ def test_without_a_valid_key_every_endpoint_but_healthz_is_401(make_stack):
     base = stack.start_api()
     operations = spec_operations()
     assert len(operations) >= 15
-    for method, path in operations:
+    open_paths = {path for _, path, needs_key in operations if not needs_key}
+    assert open_paths == {"/healthz", "/api/openapi.json", "/api/openapi.yaml", "/docs", "/docs/swagger-ui.css"}
+    for method, path, needs_key in operations:
         for headers in ({}, bearer("dl_not-a-key")):
             response = requests.request(method, f"{base}{path}", headers=headers, json={}, timeout=30)
-            if path == "/healthz":
-                assert response.status_code == 200
+            if not needs_key:
+                assert response.status_code == 200, (method, path)
                 continue
             assert response.status_code == 401, (method, path, response.text)
             assert "python -m api.keys create" in response.json()["error"]["message"]

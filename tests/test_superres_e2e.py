@@ -14,6 +14,7 @@ import requests
 from celery import Celery
 from PIL import Image
 
+from api.schemas.responses import Job
 from jobs.infotext import read_parameters
 from jobs.records import JobRecords
 from jobs.superres import SUPERRES_QUEUE, SUPERRES_TASK, SuperResJob, SuperResOptions, upload_key
@@ -65,6 +66,7 @@ def test_superres_returns_the_upscaled_png_with_seed_headers(sr_stack):
     record = requests.get(f"{sr_stack.base}/api/jobs/{job_id}", timeout=10).json()
     assert record["kind"] == "superres" and record["status"] == "succeeded"
     assert record["params"]["input_width"] == 40 and record["result"]["engine"] == "onnx"
+    Job.model_validate(record)  # the documented record is the one served
     # The worker records the result first and removes the upload right after (a crash in between
     # leaves a file behind, never a job without its input).
     upload = sr_stack.store / upload_key(job_id)
@@ -127,6 +129,7 @@ def test_generate_with_superres_upscales_on_the_sr_worker(sr_stack):
     assert record["kind"] == "generate" and record["params"]["superres"]["magnitude"] == 1
     assert record["result"]["superres"]["input_width"] == 64 and record["result"]["sampler"] == "LCM"
     assert record["attempts"] == 2, "one claim by the generation worker, one by the SR worker"
+    Job.model_validate(record)  # generation then super-resolution: the documented record too
 
 
 def test_jobs_api_with_superres_jpeg(sr_stack):

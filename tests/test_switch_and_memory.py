@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 import yaml
 
+from api.schemas.responses import Job
 from tests.client import poll, submit
 from tests.conftest import MODEL_ROOT, modes_data
 from tests.processes import wait_for
@@ -23,6 +24,7 @@ def test_switch_is_a_job_that_loads_the_mode(api_stack):
     record = poll(api_stack.base, job["id"])
     assert record["status"] == "succeeded", record
     assert record["result"]["mode"] == "styled" and isinstance(record["result"]["load_seconds"], float)
+    Job.model_validate(record)  # the documented record is the one served
     assert "url" not in record["result"]
     wait_for(lambda: worker_status(api_stack.base)["mode"] == "styled", 30, "the heartbeat to show the new mode")
 

@@ -177,3 +177,36 @@ def test_bad_img2img_fields_are_400_naming_the_field(modes, body, message):
         parse_generation({"prompt": "p", **body}, modes)
     assert caught.value.status == 400
     assert caught.value.field == ("strength" if "strength" in body else "init_image")
+
+
+@pytest.mark.parametrize(
+    ("field", "ours"),
+    [
+        ("steps", "num_inference_steps"),
+        ("width", "size"),
+        ("height", "size"),
+        ("cfg_scale", "guidance_scale"),
+        ("sampler_name", "called sampler"),
+        ("n_iter", "called n"),
+        ("denoising_strength", "strength"),
+    ],
+)
+def test_an_unknown_field_lists_every_accepted_one_and_hints_at_ours(modes, field, ours):
+    with pytest.raises(ApiError) as caught:
+        parse_generation({"prompt": "p", field: 1}, modes)
+    error = caught.value
+    assert (error.status, error.field) == (400, field)
+    assert "'superres_quality'" in error.message and "'init_image'" in error.message
+    assert f"{field!r}: " in error.message and ours in error.message.split(f"{field!r}: ")[1]
+
+
+def test_every_field_error_is_reported_at_once(modes):
+    body = {"prompt": 1, "mode": "full", "size": "1032x8", "num_inference_steps": 0, "seed": 1.5, "colour": "x"}
+    with pytest.raises(ApiError) as caught:
+        parse_generation(body, modes)
+    errors = {e.field: e.message for e in caught.value.errors}
+    assert list(errors) == ["prompt", "size", "num_inference_steps", "seed", "colour"]
+    assert errors["size"] == "size '1032x8': mode 'full' allows at most 1024 pixels a side"
+    assert errors["num_inference_steps"] == "num_inference_steps must be between 1 and 150, got 0"
+    assert errors["seed"] == "seed must be a whole number between 0 and 4294967295"
+    assert caught.value.field == "prompt" and all(m in caught.value.message for m in errors.values())

@@ -24,9 +24,11 @@ from api.compat import jobs
 from api.compat.a1111_models import ExtraSingleImage, Generation, Img2Img, Options, Txt2Img
 from api.errors import ApiError
 from api.jobs import result_png
+from api.openapi import documented
+from api.schemas.generation import DEFAULT_QUALITY
 from api.services import services
 from api.superres import submit as submit_superres
-from api.superres_fields import DEFAULT_QUALITY, require_enabled, sr_settings
+from api.superres_fields import require_enabled, sr_settings
 from api.uploads import check_image
 from api.validation import json_object
 from api.waiting import wait_for_success
@@ -59,12 +61,39 @@ def checkpoint_key(owner: str) -> str:
 
 
 @bp.post("/txt2img")
+@documented(
+    tags=("a1111",),
+    json=Txt2Img,
+    ok={
+        200: (
+            None,
+            "`images` (base64 PNGs), `parameters` and `info` (a JSON string) as A1111 answers; `X-Job-Id`: the job.",
+        )
+    },
+    errors={
+        400: "A field is invalid or cannot be honoured here; the message says which.",
+        404: "Unknown `sd_model_checkpoint`.",
+        429: "Too many jobs wait (`QUEUE_MAX`), or the key's limits; `Retry-After` says when.",
+        504: "The job did not end within `DEFAULT_TIMEOUT`; the message names it (poll `/api/jobs/<id>`).",
+    },
+)
 def txt2img():
     req = _validated(Txt2Img, request.get_json(silent=True))
     return _generate(req, {})
 
 
 @bp.post("/img2img")
+@documented(
+    tags=("a1111",),
+    json=Img2Img,
+    ok={200: (None, "`images`, `parameters` and `info`, as txt2img; `X-Job-Id` names the job.")},
+    errors={
+        400: "A field is invalid or cannot be honoured here; the message says which.",
+        404: "Unknown `sd_model_checkpoint`.",
+        429: "Too many jobs wait (`QUEUE_MAX`), or the key's limits; `Retry-After` says when.",
+        504: "The job did not end within `DEFAULT_TIMEOUT`; the message names it (poll `/api/jobs/<id>`).",
+    },
+)
 def img2img():
     req = _validated(Img2Img, request.get_json(silent=True))
     if req.mask:
@@ -76,6 +105,18 @@ def img2img():
 
 
 @bp.post("/extra-single-image")
+@documented(
+    tags=("a1111",),
+    json=ExtraSingleImage,
+    ok={200: (None, "`image` (base64 PNG) and `html_info`: the fewest x3 passes reaching `upscaling_resize`.")},
+    errors={
+        400: "The image or a field is invalid.",
+        413: "The image is larger than the super-resolution limits.",
+        429: "The superres queue is full; `Retry-After` says when.",
+        503: "Super-resolution is off (`SR_ENABLED=0`).",
+        504: "The job did not end within its timeout; the message names it.",
+    },
+)
 def extra_single_image():
     req = _validated(ExtraSingleImage, request.get_json(silent=True))
     sr = sr_settings()
@@ -105,6 +146,7 @@ def extra_single_image():
 
 
 @bp.get("/sd-models")
+@documented(tags=("a1111",), ok={200: (None, "The modes as checkpoints: `title`, `model_name`, `hash`, `filename`.")})
 def sd_models():
     svc = services()
     hashes = _hashes()
@@ -125,11 +167,13 @@ def sd_models():
 
 
 @bp.get("/samplers")
+@documented(tags=("a1111",), ok={200: (None, "The samplers a job may ask for, by A1111's names.")})
 def samplers():
     return jsonify([{"name": name, "aliases": [project], "options": {}} for project, name in A1111_NAMES.items()])
 
 
 @bp.get("/upscalers")
+@documented(tags=("a1111",), ok={200: (None, "`None` and the super-resolution model.")})
 def upscalers():
     sr = sr_settings()
     listed = [{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 1}]
@@ -141,6 +185,7 @@ def upscalers():
 
 
 @bp.get("/loras")
+@documented(tags=("a1111",), ok={200: (None, "The LoRAs the modes name.")})
 def loras():
     """The LoRAs the modes apply (a mode applies its own; a prompt's ``<lora:…>`` is not read)."""
     full = sees_everything()
@@ -155,6 +200,9 @@ def loras():
 
 
 @bp.get("/options")
+@documented(
+    tags=("a1111",), ok={200: (None, "`sd_model_checkpoint` (the caller's mode) and the settings A1111 clients read.")}
+)
 def get_options():
     mode = _current_mode()
     hashes = _hashes()
@@ -168,6 +216,12 @@ def get_options():
 
 
 @bp.post("/options")
+@documented(
+    tags=("a1111",),
+    json=Options,
+    ok={200: (None, "Set: `sd_model_checkpoint` picks the mode of the caller's jobs and queues a switch.")},
+    errors={400: "A field is invalid.", 404: "Unknown `sd_model_checkpoint`."},
+)
 def set_options():
     """Set the caller's checkpoint (its jobs' mode) and queue a switch to it, as POST /api/modes/switch does
     (an operator's: a user key's setting picks the mode of its jobs only)."""
@@ -187,6 +241,7 @@ def set_options():
 
 
 @bp.get("/progress")
+@documented(tags=("a1111",), ok={200: (None, "The caller's running job: `progress`, `eta_relative`, `state`.")})
 def progress():
     """The caller's latest job, in A1111's shape."""
     record = jobs.latest_job()
@@ -215,6 +270,7 @@ def progress():
 
 
 @bp.post("/interrupt")
+@documented(tags=("a1111",), ok={200: (None, "The caller's running job is canceled (nothing when none runs).")})
 def interrupt():
     """Cancel the caller's latest job if it has not ended (as DELETE /api/jobs/<id>)."""
     record = jobs.latest_job()

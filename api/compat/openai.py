@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from api.compat import jobs
 from api.errors import ApiError
 from api.init_image import MAX_BYTES
+from api.openapi import documented
 from api.services import services
 from api.views import image_url
 from jobs.infotext import reencode
@@ -29,6 +30,19 @@ bp = Blueprint("openai", __name__, url_prefix="/v1")
 NATIVE_NAMES = {"num_inference_steps": "steps", "init_image": "image", "mode": "model"}
 _FORM_OVERHEAD = 64 * 1024
 _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded", 504: "timeout"}
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIError(BaseModel):
+    """OpenAI's error body, which every error of these routes takes."""
+
+    error: OpenAIErrorDetail
 
 
 class ImageRequest(BaseModel):
@@ -61,12 +75,38 @@ def http_error(exc: HTTPException):
 
 
 @bp.post("/images/generations")
+@documented(
+    tags=("openai",),
+    json=ImageRequest,
+    ok={200: (None, "`created` and `data` ([{`b64_json` or `url`}]); `X-Job-Id` names the job.")},
+    errors={
+        400: "A field is invalid or not available here.",
+        404: "Unknown `model` (mode).",
+        413: "The request or upload is too large.",
+        429: "Too many jobs wait, or the key's limits.",
+        504: "The job did not end within `DEFAULT_TIMEOUT`.",
+    },
+    error_model=OpenAIError,
+)
 def generations():
     req = _validated(request.get_json(silent=True))
     return _images(req, {})
 
 
 @bp.post("/images/edits")
+@documented(
+    tags=("openai",),
+    form=ImageRequest,
+    ok={200: (None, "img2img on the uploaded `image`: `created` and `data`, as generations.")},
+    errors={
+        400: "A field is invalid, or a `mask` was sent (inpainting is not available yet).",
+        404: "Unknown `model` (mode).",
+        413: "The request or upload is too large.",
+        429: "Too many jobs wait, or the key's limits.",
+        504: "The job did not end within `DEFAULT_TIMEOUT`.",
+    },
+    error_model=OpenAIError,
+)
 def edits():
     request.max_content_length = 2 * MAX_BYTES + _FORM_OVERHEAD
     try:
@@ -83,6 +123,7 @@ def edits():
 
 
 @bp.get("/models")
+@documented(tags=("openai",), ok={200: (None, "The modes as models.")}, error_model=OpenAIError)
 def models():
     modes = services().modes
     return jsonify({"object": "list", "data": [_model(mode) for mode in modes.modes.values()]})
