@@ -78,6 +78,7 @@ def checkpoint_key(owner: str) -> str:
     },
 )
 def txt2img():
+    """A1111's txt2img: a generation job, waited for like POST /generate."""
     req = _validated(Txt2Img, request.get_json(silent=True))
     return _generate(req, {})
 
@@ -95,6 +96,7 @@ def txt2img():
     },
 )
 def img2img():
+    """A1111's img2img: the first init image as a generation job's init_image."""
     req = _validated(Img2Img, request.get_json(silent=True))
     if req.mask:
         raise ApiError(400, "mask: inpainting not available yet; send img2img without a mask", "mask")
@@ -118,6 +120,7 @@ def img2img():
     },
 )
 def extra_single_image():
+    """A1111's extras upscale: a super-resolution job."""
     req = _validated(ExtraSingleImage, request.get_json(silent=True))
     sr = sr_settings()
     require_enabled(sr, "upscaling_resize")
@@ -148,6 +151,7 @@ def extra_single_image():
 @bp.get("/sd-models")
 @documented(tags=("a1111",), ok={200: (None, "The modes as checkpoints: `title`, `model_name`, `hash`, `filename`.")})
 def sd_models():
+    """The modes, as A1111's checkpoints."""
     svc = services()
     hashes = _hashes()
     full = sees_everything()
@@ -169,12 +173,14 @@ def sd_models():
 @bp.get("/samplers")
 @documented(tags=("a1111",), ok={200: (None, "The samplers a job may ask for, by A1111's names.")})
 def samplers():
+    """The samplers a job may ask for."""
     return jsonify([{"name": name, "aliases": [project], "options": {}} for project, name in A1111_NAMES.items()])
 
 
 @bp.get("/upscalers")
 @documented(tags=("a1111",), ok={200: (None, "`None` and the super-resolution model.")})
 def upscalers():
+    """The upscalers: none, or the super-resolution model."""
     sr = sr_settings()
     listed = [{"name": "None", "model_name": None, "model_path": None, "model_url": None, "scale": 1}]
     if sr.enabled:
@@ -204,6 +210,7 @@ def loras():
     tags=("a1111",), ok={200: (None, "`sd_model_checkpoint` (the caller's mode) and the settings A1111 clients read.")}
 )
 def get_options():
+    """The caller's checkpoint (mode) and the settings A1111 clients read."""
     mode = _current_mode()
     hashes = _hashes()
     return jsonify(

@@ -89,6 +89,7 @@ def http_error(exc: HTTPException):
     error_model=OpenAIError,
 )
 def generations():
+    """OpenAI's images.generate: a generation job on the mode named by model."""
     req = _validated(request.get_json(silent=True))
     return _images(req, {})
 
@@ -108,6 +109,7 @@ def generations():
     error_model=OpenAIError,
 )
 def edits():
+    """OpenAI's images.edit: img2img on the uploaded image."""
     request.max_content_length = 2 * MAX_BYTES + _FORM_OVERHEAD
     try:
         form, files = request.form.to_dict(), request.files
@@ -125,6 +127,7 @@ def edits():
 @bp.get("/models")
 @documented(tags=("openai",), ok={200: (None, "The modes as models.")}, error_model=OpenAIError)
 def models():
+    """The modes, as OpenAI's models."""
     modes = services().modes
     return jsonify({"object": "list", "data": [_model(mode) for mode in modes.modes.values()]})
 

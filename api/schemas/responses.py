@@ -80,6 +80,8 @@ class GenerationParams(BaseModel):
     init_image: str | None = Field(None, description="The object-store key of the init image (img2img), else null.")
     strength: float | None = Field(None, description="The img2img strength, else null.")
     priority: int = Field(0, description="The job's priority (0 unless sent).")
+    n: int = Field(1, ge=1, description="Images in the job, with seeds seed, seed+1, …")
+    sampler: str | None = Field(None, description="The sampler asked for (our name), else null: the mode's.")
     superres: SuperResOptionsView | None = None
 
 
@@ -124,6 +126,14 @@ class SuperResResult(_Open):
     run_seconds: float | None = None
 
 
+class ImageRef(BaseModel):
+    seed: int = Field(ge=0, le=SEED_MAX)
+    url: str = Field(
+        description="Where the image is served: `/api/jobs/{job_id}/result` for the first, "
+        "`/api/jobs/{job_id}/images/{index}` for the others."
+    )
+
+
 class JobResult(_Open):
     """Generation jobs have `seed`, `mode`, `sampler`, `width`, `height`, `url`; with post-generation
     super-resolution also `content_type` and `superres`. Super-resolution jobs have the SuperResResult
@@ -147,6 +157,8 @@ class JobResult(_Open):
     content_type: Literal["image/png", "image/jpeg"] | None = Field(None, description="Absent means `image/png`.")
     superres: SuperResResult | None = None
     passes: int | None = Field(None, description="Super-resolution jobs only.")
+    images: list[ImageRef] | None = Field(None, description="(generate) Every image of the job, in seed order.")
+    model_hash: str | None = Field(None, description="(generate) A1111's short hash of the model file.")
 
 
 class Progress(BaseModel):
