@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from workers.lora_families import LoraMismatch, check_lora, model_family
+
 BACKENDS = ("torch", "onnx", "rknn")
 # Backends that run the numpy LCM pipeline (workers/edge/); rknn graphs are converted for one size.
 EDGE_BACKENDS = ("onnx", "rknn")
@@ -110,7 +112,9 @@ def load_modes(path: Path) -> ModesConfig:
         raise ModesError(f"{path}: file not found; set MODES_FILE or create it from modes.yaml.example") from None
     except OSError as exc:
         raise ModesError(f"{path}: cannot read it: {exc}") from None
-    return parse_modes(text, path)
+    config = parse_modes(text, path)
+    check_lora_families(config)
+    return config
 
 
 def parse_modes(text: str, source: Path) -> ModesConfig:
@@ -234,6 +238,23 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
         max_steps=max_steps,
         loras=_parse_loras(spec.get("loras"), lora_root, where),
     )
+
+
+def check_lora_families(config: ModesConfig) -> None:
+    """Refuse a LoRA made for another family than its mode's model when both files are here.
+
+    Run where the modes file is read (a reload), not where published text is parsed: another
+    host's files may differ, and its worker refuses such a LoRA when it loads the mode.
+    Reads headers and configs only.
+    """
+    for mode in config.modes.values():
+        family = model_family(mode.model_path) if mode.loras and mode.model_path.exists() else None
+        for lora in mode.loras:
+            if family is not None and lora.path.is_file():
+                try:
+                    check_lora(lora.path, family)
+                except LoraMismatch as exc:
+                    raise ModesError(f"mode {mode.name!r}: {exc}") from None
 
 
 def _number(spec: dict, field: str, default: Any, kind: type, where: str, low: float, high: float) -> Any:

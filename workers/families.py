@@ -76,10 +76,12 @@ def read_header(path: Path) -> Header:
 def detect_family(path: Path) -> Family:
     """The family of the single-file checkpoint at ``path``, or UnsupportedCheckpoint saying why not."""
     path = Path(path)
+    if path.suffix in safetensors_header.PICKLE_SUFFIXES:
+        raise UnsupportedCheckpoint(safetensors_header.pickle_message(path))
     if path.suffix != ".safetensors":
         raise UnsupportedCheckpoint(
-            f"{path}: only .safetensors single files are supported (a pickled .ckpt can run code when loaded); "
-            "convert it to .safetensors first"
+            f"{path}: only .safetensors single files are supported; pickled checkpoints are "
+            f"{safetensors_header.PICKLE_REFUSED}"
         )
     return family_from_shapes(read_header(path).shapes, str(path))
 

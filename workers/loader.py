@@ -16,6 +16,7 @@ from typing import Any
 from workers.errors import JobError
 from workers.families import CONV_IN_KEY, Family, UnsupportedCheckpoint, detect_family, read_header
 from workers.model_configs import SIDECAR_SUFFIX, family_config, sidecar_for
+from workers.model_files import check_model_files
 from workers.offline import force_offline
 
 force_offline()
@@ -40,6 +41,7 @@ ALIGNMENT = 64  # bytes: a cache line, and the widest SIMD load
 def load_pipeline(model_path: str | Path, dtype: Any) -> Any:
     """The pipeline stored at ``model_path`` (a diffusers folder or a .safetensors checkpoint), on the CPU."""
     path = Path(model_path)
+    check_files(path)
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{path}: a folder without model_index.json is not a diffusers model")
@@ -47,6 +49,14 @@ def load_pipeline(model_path: str | Path, dtype: Any) -> Any:
     if path.is_file():
         return align(load_single_file(path, dtype))
     raise ModelLoadError(f"{path}: no such model folder or file; check the mode's 'model' and model_root")
+
+
+def check_files(path: Path) -> None:
+    """Refuse a pickle or a truncated file before anything reads it (workers/model_files.py)."""
+    try:
+        check_model_files(path)
+    except UnsupportedCheckpoint as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def align(pipeline: Any) -> Any:

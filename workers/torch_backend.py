@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -12,7 +13,9 @@ from PIL import Image
 from jobs.messages import GenerateJob, ResolvedMode
 from workers.base import Generated, StepCallback
 from workers.errors import CapacityError, JobError
-from workers.loader import load_pipeline
+from workers.families import WIDTH_TO_FAMILY
+from workers.loader import check_files, load_pipeline
+from workers.lora_families import LoraMismatch, check_lora
 from workers.memory import MIB, file_mappings, host_memory, memory_limit, model_file_parameters, process_rss
 from workers.model_cache import ModelCache, cache_budget
 from workers.offline import force_offline
@@ -101,6 +104,7 @@ class TorchBackend:
         return time.perf_counter() - began
 
     def _from_disk(self, mode: ResolvedMode, job_id: str) -> Any:
+        check_files(Path(mode.model_path))  # before the capacity check reads the headers to size the model
         self._check_capacity(mode, job_id)
         log.info("job %s: loading %s for mode %s from disk on %s", job_id, mode.model_path, mode.name, self.device)
         pipe = load_pipeline(mode.model_path, self.dtype)
@@ -180,6 +184,7 @@ class TorchBackend:
         if state == self._lora_state:
             return
         pipe = self._pipe
+        self._check_loras(mode)
         wanted = {lora.adapter_name: lora for lora in mode.loras}
         if not wanted:
             pipe.unload_lora_weights()  # removes the peft layers too: the base model's exact output
@@ -200,15 +205,21 @@ class TorchBackend:
             pipe.set_adapters(list(wanted), adapter_weights=[lora.strength for lora in wanted.values()])
         self._lora_state = state
 
+    def _check_loras(self, mode: ResolvedMode) -> None:
+        """Refuse a pickled, truncated or other-family LoRA before any adapter changes."""
+        family = WIDTH_TO_FAMILY.get(self._pipe.unet.config.cross_attention_dim)
+        for lora in mode.loras:
+            check_files(Path(lora.path))
+            try:
+                check_lora(Path(lora.path), family)
+            except LoraMismatch as exc:
+                raise JobError(f"mode {mode.name!r}: {exc}") from None
+
     def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
         self.prepare(job.mode, job.job_id)
         self._pipe.scheduler = make_scheduler(job.mode.scheduler, self._base_scheduler)
         p = job.params
         pipe, inputs = self._text_to_image(job) if init_image is None else self._image_to_image(job, init_image)
-
-        def step_end(pipeline, step_index, timestep, callback_kwargs):
-            on_step(step_index + 1, pipeline.num_timesteps)
-            return callback_kwargs
 
         with torch.inference_mode():
             output = pipe(
@@ -217,7 +228,7 @@ class TorchBackend:
                 num_inference_steps=p.steps,
                 guidance_scale=p.guidance,
                 generator=torch.Generator(device="cpu").manual_seed(p.seed),
-                callback_on_step_end=step_end,
+                callback_on_step_end=progress(on_step, p.steps),
                 **inputs,
             )
         return Generated(image=output.images[0], sampler=sampler_name(job.mode.scheduler, self._base_scheduler))
@@ -231,10 +242,6 @@ class TorchBackend:
         pipe, inputs = self._text_to_image(first)
         p = first.params
 
-        def step_end(pipeline, step_index, timestep, callback_kwargs):
-            on_step(step_index + 1, pipeline.num_timesteps)
-            return callback_kwargs
-
         with torch.inference_mode():
             output = pipe(
                 prompt=[job.params.prompt for job in jobs],
@@ -242,7 +249,7 @@ class TorchBackend:
                 num_inference_steps=p.steps,
                 guidance_scale=p.guidance,
                 generator=[torch.Generator(device="cpu").manual_seed(job.params.seed) for job in jobs],
-                callback_on_step_end=step_end,
+                callback_on_step_end=progress(on_step, p.steps),
                 **inputs,
             )
         sampler = sampler_name(first.mode.scheduler, self._base_scheduler)
@@ -315,6 +322,25 @@ class TorchBackend:
 
     def _modes_of(self, model_path: str) -> list[str]:
         return sorted(name for name, path in list(self._mode_models.items()) if path == model_path)
+
+
+def progress(on_step: StepCallback, steps: int) -> Any:
+    """A ``callback_on_step_end`` reporting step i of the steps the job runs.
+
+    The pipeline calls it once per UNet evaluation, which is not always once per step:
+    PNDM's PLMS repeats its first step to start its multistep history (steps + 1
+    evaluations), and img2img runs only ``int(steps * strength)`` of the steps.  The total
+    is the steps asked for (fewer for img2img), the evaluations mapped onto them, so the
+    last evaluation alone reports the total.
+    """
+
+    def step_end(pipeline: Any, step_index: int, timestep: Any, callback_kwargs: dict) -> dict:
+        evaluations = pipeline.num_timesteps
+        total = min(evaluations, steps)
+        on_step(max(1, (step_index + 1) * total // evaluations), total)
+        return callback_kwargs
+
+    return step_end
 
 
 def _file_backed(pipe: Any) -> list[torch.Tensor]:
