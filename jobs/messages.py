@@ -45,6 +45,9 @@ class GenerateParams:
     # img2img: the object-store key of the init image (a PNG), and how far to move away from it (0-1].
     init_image: str | None = None
     strength: float | None = None
+    # inpainting (with init_image): the object-store key of the mask PNG (white = repaint) and its blur in pixels.
+    mask_image: str | None = None
+    mask_blur: int | None = None
     # Scheduling: a job with priority p goes before jobs of its mode submitted up to
     # p x PRIORITY_AGING seconds before it (jobs/records.py), so nothing waits forever.
     priority: int = 0

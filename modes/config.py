@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from workers.families import is_inpainting
 from workers.lora_families import LoraMismatch, check_lora, model_family
 
 BACKENDS = ("torch", "onnx", "rknn")
@@ -58,6 +59,8 @@ class Mode:
     max_size: int
     max_steps: int
     loras: tuple[Lora, ...] = ()
+    # The model is an inpainting model (9 input channels, read from its files where they are): inpainting jobs only.
+    inpainting: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class Mode:
             "max_size": self.max_size,
             "max_steps": self.max_steps,
             "fixed_size": self.fixed_size,
+            "inpainting": self.inpainting,
         }
 
     @property
@@ -237,6 +241,7 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
         max_size=max_size,
         max_steps=max_steps,
         loras=_parse_loras(spec.get("loras"), lora_root, where),
+        inpainting=backend == "torch" and is_inpainting(model_path),
     )
 
 

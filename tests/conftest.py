@@ -55,6 +55,13 @@ FAMILY_MODES = {
     for (family, fmt), name in FAMILY_MODELS.items()
 }
 
+# Inpainting models (9 input channels): (family, format) -> its name under MODEL_ROOT.
+INPAINTING_MODELS = {
+    (family, fmt): f"tiny-{family}-inpainting" + (".safetensors" if fmt == "single" else "")
+    for family in ("sd15", "sdxl")
+    for fmt in ("diffusers", "single")
+}
+
 TEST_MODES = {
     "default_mode": "demo",
     "modes": {
@@ -88,6 +95,13 @@ TEST_MODES = {
             "loras": ["style.safetensors", {"path": "detail-kohya.safetensors", "strength": 0.5}],
         },
         **FAMILY_MODES,
+        # An inpainting model as a single file: inpainting jobs only.
+        "sd15-inpaint": {
+            "model": INPAINTING_MODELS[("sd15", "single")],
+            "default_size": "64x64",
+            "default_steps": 4,
+            "default_guidance": 5.0,
+        },
     },
 }
 
@@ -108,6 +122,16 @@ def family_models(tiny_model) -> dict[tuple[str, str], Path]:
 
 
 @pytest.fixture(scope="session")
+def inpainting_models(tiny_model) -> dict[tuple[str, str], Path]:
+    """Tiny inpainting models (9 input channels), SD1.5 and SDXL, in both formats."""
+    from workers.tiny_models import build
+
+    return {
+        key: build(key[0], MODEL_ROOT / name, fmt=key[1], inpainting=True) for key, name in INPAINTING_MODELS.items()
+    }
+
+
+@pytest.fixture(scope="session")
 def tiny_loras(tiny_model) -> dict[str, Path]:
     from workers.tiny_loras import build_lora
 
@@ -119,7 +143,7 @@ def modes_data() -> dict:
 
 
 @pytest.fixture(scope="session")
-def modes_file(tmp_path_factory, family_models, tiny_loras) -> Path:
+def modes_file(tmp_path_factory, family_models, inpainting_models, tiny_loras) -> Path:
     path = tmp_path_factory.mktemp("modes") / "modes.yaml"
     path.write_text(yaml.safe_dump(modes_data()))
     return path

@@ -21,6 +21,7 @@ It imports neither torch nor diffusers: detection costs a few milliseconds.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,13 @@ _ATTN2_TO_K = re.compile(r"^model\.diffusion_model\..*\.attn2\.to_k\.weight$")
 
 WIDTH_TO_FAMILY = {768: "sd15", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
 FAMILIES = tuple(WIDTH_TO_FAMILY.values())
+# The UNet of an inpainting model takes the latents, the mask and the masked image's latents.
+INPAINTING_CHANNELS = 9
+INPAINTING_PIPELINES = {
+    "sd15": "StableDiffusionInpaintPipeline",
+    "sd2": "StableDiffusionInpaintPipeline",
+    "sdxl": "StableDiffusionXLInpaintPipeline",
+}
 
 
 class UnsupportedCheckpoint(ValueError):
@@ -108,7 +116,22 @@ def family_from_shapes(shapes: dict[str, tuple[int, ...]], where: str = "checkpo
     if not any(key.startswith(VAE) for key in shapes):
         raise UnsupportedCheckpoint(f"{where}: a {name} checkpoint without its VAE (no {VAE}* keys)")
     conv_in = shapes.get(CONV_IN_KEY)
-    return Family(name=name, cross_attention_width=width, inpainting=bool(conv_in and conv_in[1] == 9))
+    return Family(
+        name=name, cross_attention_width=width, inpainting=bool(conv_in and conv_in[1] == INPAINTING_CHANNELS)
+    )
+
+
+def is_inpainting(path: Path) -> bool:
+    """Whether the model at ``path`` (a single file or a diffusers folder) is an inpainting model;
+    False when it cannot be read (the worker then says what is wrong with it)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            config = json.loads((path / "unet" / "config.json").read_text())
+            return config.get("in_channels") == INPAINTING_CHANNELS
+        return path.is_file() and detect_family(path).inpainting
+    except (OSError, ValueError):
+        return False
 
 
 def _cross_attention_width(shapes: dict[str, tuple[int, ...]], where: str) -> int:

@@ -10,10 +10,11 @@ from typing import Any
 
 from PIL import Image
 
-from jobs.messages import GenerateJob, ResolvedMode
+from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from workers.base import Generated, StepCallback
 from workers.errors import CapacityError, JobError
-from workers.families import WIDTH_TO_FAMILY
+from workers.families import INPAINTING_CHANNELS, WIDTH_TO_FAMILY
+from workers.inpainting import composite, prepare_mask
 from workers.loader import check_files, load_pipeline
 from workers.lora_families import LoraMismatch, check_lora
 from workers.memory import MIB, file_mappings, host_memory, memory_limit, model_file_parameters, process_rss
@@ -29,8 +30,11 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import (  # noqa: E402
     AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
 )
 
 diffusers.utils.logging.disable_progress_bar()
@@ -38,6 +42,7 @@ transformers.utils.logging.disable_progress_bar()
 log = logging.getLogger(__name__)
 # Pipelines that take an image and no size: they run only as img2img.
 IMAGE_ONLY_PIPELINES = (StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline)
+INPAINT_PIPELINES = (StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline)
 
 
 class TorchBackend:
@@ -215,11 +220,22 @@ class TorchBackend:
             except LoraMismatch as exc:
                 raise JobError(f"mode {mode.name!r}: {exc}") from None
 
-    def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
+    def generate(
+        self,
+        job: GenerateJob,
+        on_step: StepCallback,
+        init_image: Image.Image | None = None,
+        mask_image: Image.Image | None = None,
+    ) -> Generated:
         self.prepare(job.mode, job.job_id)
         self._pipe.scheduler = make_scheduler(job.mode.scheduler, self._base_scheduler)
         p = job.params
-        pipe, inputs = self._text_to_image(job) if init_image is None else self._image_to_image(job, init_image)
+        if mask_image is not None and init_image is not None:
+            pipe, inputs = self._inpaint(job, init_image, mask_image)
+        elif init_image is not None:
+            pipe, inputs = self._image_to_image(job, init_image)
+        else:
+            pipe, inputs = self._text_to_image(job)
 
         with torch.inference_mode():
             output = pipe(
@@ -228,10 +244,13 @@ class TorchBackend:
                 num_inference_steps=p.steps,
                 guidance_scale=p.guidance,
                 generator=torch.Generator(device="cpu").manual_seed(p.seed),
-                callback_on_step_end=progress(on_step, p.steps),
+                callback_on_step_end=progress(on_step, steps_run(p)),
                 **inputs,
             )
-        return Generated(image=output.images[0], sampler=sampler_name(job.mode.scheduler, self._base_scheduler))
+        image = output.images[0]
+        if "mask_image" in inputs:
+            image = composite(image, inputs["image"], inputs["mask_image"])
+        return Generated(image=image, sampler=sampler_name(job.mode.scheduler, self._base_scheduler))
 
     def generate_batch(self, jobs: list[GenerateJob], on_step: StepCallback) -> list[Generated]:
         """Compatible txt2img jobs (GenerateParams.batch_key) as one pipeline call, each with its own
@@ -249,13 +268,14 @@ class TorchBackend:
                 num_inference_steps=p.steps,
                 guidance_scale=p.guidance,
                 generator=[torch.Generator(device="cpu").manual_seed(job.params.seed) for job in jobs],
-                callback_on_step_end=progress(on_step, p.steps),
+                callback_on_step_end=progress(on_step, steps_run(p)),
                 **inputs,
             )
         sampler = sampler_name(first.mode.scheduler, self._base_scheduler)
         return [Generated(image=image, sampler=sampler) for image in output.images]
 
     def _text_to_image(self, job: GenerateJob) -> tuple[Any, dict[str, Any]]:
+        self._refuse_unless_inpainting(job)
         if isinstance(self._pipe, IMAGE_ONLY_PIPELINES):
             raise JobError(
                 f"mode {job.mode.name!r} runs {type(self._pipe).__name__} (an SDXL refiner), which only refines "
@@ -265,12 +285,37 @@ class TorchBackend:
 
     def _image_to_image(self, job: GenerateJob, init_image: Image.Image) -> tuple[Any, dict[str, Any]]:
         """The img2img form of the loaded pipeline (sharing its modules) and the init image at the job's size."""
+        self._refuse_unless_inpainting(job)
         pipe = self._pipe
         if not isinstance(pipe, IMAGE_ONLY_PIPELINES):
             pipe = AutoPipelineForImage2Image.from_pipe(pipe)
             pipe.set_progress_bar_config(disable=True)
         image = init_image.convert("RGB").resize((job.params.width, job.params.height), Image.Resampling.LANCZOS)
         return pipe, {"image": image, "strength": job.params.strength}
+
+    def _inpaint(self, job: GenerateJob, init_image: Image.Image, mask: Image.Image) -> tuple[Any, dict[str, Any]]:
+        """The inpainting form of the loaded pipeline: the model's own for an inpainting model (9 input
+        channels), else diffusers' latent-blending inpainting on the regular UNet, sharing its modules."""
+        pipe = self._pipe
+        if not isinstance(pipe, INPAINT_PIPELINES):
+            pipe = AutoPipelineForInpainting.from_pipe(pipe)
+            pipe.set_progress_bar_config(disable=True)
+        size = (job.params.width, job.params.height)
+        image = init_image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        return pipe, {
+            "image": image,
+            "mask_image": prepare_mask(mask, size, job.params.mask_blur or 0),
+            "strength": job.params.strength,
+            "width": size[0],
+            "height": size[1],
+        }
+
+    def _refuse_unless_inpainting(self, job: GenerateJob) -> None:
+        if self._pipe.unet.config.in_channels == INPAINTING_CHANNELS:
+            raise JobError(
+                f"mode {job.mode.name!r} runs an inpainting model (9 input channels), which serves inpainting "
+                "jobs only: send init_image and mask_image (white = repaint)"
+            )
 
     def _used_bytes(self) -> int:
         return self._model_bytes + sum(size for _, size in self._adapters.values())
@@ -324,13 +369,18 @@ class TorchBackend:
         return sorted(name for name, path in list(self._mode_models.items()) if path == model_path)
 
 
+def steps_run(params: GenerateParams) -> int:
+    """The steps a job runs: all it asks for, or an image job's ``int(steps * strength)`` of them."""
+    return params.steps if params.strength is None else max(1, int(params.steps * params.strength))
+
+
 def progress(on_step: StepCallback, steps: int) -> Any:
     """A ``callback_on_step_end`` reporting step i of the steps the job runs.
 
     The pipeline calls it once per UNet evaluation, which is not always once per step:
     PNDM's PLMS repeats its first step to start its multistep history (steps + 1
     evaluations), and img2img runs only ``int(steps * strength)`` of the steps.  The total
-    is the steps asked for (fewer for img2img), the evaluations mapped onto them, so the
+    is the steps the job runs (steps_run), the evaluations mapped onto them, so the
     last evaluation alone reports the total.
     """
 
