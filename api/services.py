@@ -23,6 +23,9 @@ from modes import Mode, ModesConfig
 from modes.registry import ModesRegistry
 from storage import ObjectStore
 
+# Job parameters the worker needs but a caller is not shown: paths on the hosts.
+PRIVATE_PARAMS = ("controlnet_path",)
+
 
 @dataclass
 class Services:
@@ -68,7 +71,8 @@ class Services:
         stored first, or raise ApiError having enqueued nothing."""
         job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params, superres=superres)
         payload = job.to_dict()
-        record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}
+        shown = {k: v for k, v in payload["params"].items() if k not in PRIVATE_PARAMS}
+        record_params = {**shown, **({"superres": payload["superres"]} if superres else {})}
         return self._submit(
             job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads, params.priority
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from api.control_fields import FIELDS as CONTROL_FIELDS
+from api.control_fields import parse_control
 from api.errors import ApiError
 from api.init_image import InitImage, parse_init_image
 from jobs.messages import GenerateParams
@@ -27,6 +29,7 @@ FIELDS = (
     "strength",
     "mask_image",
     "mask_blur",
+    *CONTROL_FIELDS,
 )
 # img2img default: a light pass, as an SDXL refiner is used; raise it for stronger changes.
 DEFAULT_STRENGTH = 0.3
@@ -59,6 +62,7 @@ def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParam
             "init_image",
         )
     mask = _mask(body, mode, init)
+    control, control_image = parse_control(body, mode, init)
     params = GenerateParams(
         prompt=_text(body, "prompt", None),
         negative_prompt=_text(body, "negative_prompt", mode.negative_prompt),
@@ -72,8 +76,9 @@ def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParam
         mask_image=mask.key if mask else None,
         mask_blur=_integer(body, "mask_blur", DEFAULT_MASK_BLUR, 0, MAX_MASK_BLUR) if mask else None,
         priority=_integer(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
+        **control,
     )
-    return mode, params, {image.key: image.data for image in (init, mask) if image}
+    return mode, params, {image.key: image.data for image in (init, mask, control_image) if image}
 
 
 def _mask(body: dict[str, Any], mode: Mode, init: InitImage | None) -> InitImage | None:

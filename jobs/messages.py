@@ -48,14 +48,23 @@ class GenerateParams:
     # inpainting (with init_image): the object-store key of the mask PNG (white = repaint) and its blur in pixels.
     mask_image: str | None = None
     mask_blur: int | None = None
+    # ControlNet: the control image's object-store key, the ControlNet (its name in the mode and its file or
+    # folder), how strongly and over which fraction of the steps it steers, and the preprocessor (none, canny).
+    control_image: str | None = None
+    controlnet: str | None = None
+    controlnet_path: str | None = None
+    controlnet_conditioning_scale: float | None = None
+    control_guidance_start: float | None = None
+    control_guidance_end: float | None = None
+    preprocessor: str | None = None
     # Scheduling: a job with priority p goes before jobs of its mode submitted up to
     # p x PRIORITY_AGING seconds before it (jobs/records.py), so nothing waits forever.
     priority: int = 0
 
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys can run as one pipeline call (each with its own prompt and seed)."""
-        if self.init_image is not None:
-            return None
+        if self.init_image is not None or self.control_image is not None:
+            return None  # image jobs run one at a time
         return (self.width, self.height, self.steps, self.guidance, self.negative_prompt)
 
 

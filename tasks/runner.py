@@ -282,6 +282,7 @@ class JobRunner:
         for field, key, form in (
             ("init_image", job.params.init_image, "RGB"),
             ("mask_image", job.params.mask_image, "L"),
+            ("control_image", job.params.control_image, "RGB"),
         ):
             if key is not None:
                 with Image.open(io.BytesIO(self.store.get(key))) as image:

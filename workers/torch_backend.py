@@ -12,6 +12,8 @@ from PIL import Image
 
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from workers.base import Generated, StepCallback
+from workers.canny import canny
+from workers.controlnet_loader import LoadedControlNets
 from workers.errors import CapacityError, JobError
 from workers.families import INPAINTING_CHANNELS, WIDTH_TO_FAMILY
 from workers.inpainting import composite, prepare_mask
@@ -31,10 +33,13 @@ import transformers  # noqa: E402
 from diffusers import (  # noqa: E402
     AutoPipelineForImage2Image,
     AutoPipelineForInpainting,
+    StableDiffusionControlNetPipeline,
     StableDiffusionImg2ImgPipeline,
     StableDiffusionInpaintPipeline,
+    StableDiffusionXLControlNetPipeline,
     StableDiffusionXLImg2ImgPipeline,
     StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
 )
 
 diffusers.utils.logging.disable_progress_bar()
@@ -67,6 +72,7 @@ class TorchBackend:
         self._mode: str | None = None
         self._adapters: dict[str, tuple[str, int]] = {}  # adapter name -> (LoRA file, bytes)
         self._lora_state: tuple = ()
+        self._controlnets = LoadedControlNets()
         self._cache: ModelCache[Any] = ModelCache()
         self._mode_models: dict[str, str] = {}  # every mode this worker ran -> its model path
         self.model_loads = 0  # from disk
@@ -104,6 +110,7 @@ class TorchBackend:
             self._model_path = mode.model_path
             self._model_bytes = size
             self._adapters, self._lora_state = {}, ()
+            self._controlnets.clear()  # checked against the model they were loaded for
         self._apply_loras(mode, job_id)
         self._mode = mode.name
         return time.perf_counter() - began
@@ -226,11 +233,14 @@ class TorchBackend:
         on_step: StepCallback,
         init_image: Image.Image | None = None,
         mask_image: Image.Image | None = None,
+        control_image: Image.Image | None = None,
     ) -> Generated:
         self.prepare(job.mode, job.job_id)
         self._pipe.scheduler = make_scheduler(job.mode.scheduler, self._base_scheduler)
         p = job.params
-        if mask_image is not None and init_image is not None:
+        if control_image is not None:
+            pipe, inputs = self._control(job, control_image)
+        elif mask_image is not None and init_image is not None:
             pipe, inputs = self._inpaint(job, init_image, mask_image)
         elif init_image is not None:
             pipe, inputs = self._image_to_image(job, init_image)
@@ -310,6 +320,37 @@ class TorchBackend:
             "height": size[1],
         }
 
+    def _control(self, job: GenerateJob, control_image: Image.Image) -> tuple[Any, dict[str, Any]]:
+        """The ControlNet form of the loaded pipeline (sharing its modules) with the job's ControlNet."""
+        self._refuse_unless_inpainting(job)
+        if isinstance(self._pipe, IMAGE_ONLY_PIPELINES):
+            raise JobError(f"mode {job.mode.name!r} runs an SDXL refiner, which has no ControlNet pipeline")
+        p = job.params
+        family = WIDTH_TO_FAMILY.get(self._pipe.unet.config.cross_attention_dim)
+
+        def reserve(size: int) -> None:
+            free = self._free_bytes(self._device_free(), self._cache.bytes)
+            if size > free:
+                self._refuse(job.mode, size, free)
+
+        log.info("job %s: ControlNet %r (%s)", job.job_id, p.controlnet, p.controlnet_path)
+        controlnet = self._controlnets.get(p.controlnet_path, self.dtype, self.device, family, reserve)
+        xl = isinstance(self._pipe, StableDiffusionXLPipeline)
+        pipe = (StableDiffusionXLControlNetPipeline if xl else StableDiffusionControlNetPipeline).from_pipe(
+            self._pipe, controlnet=controlnet
+        )
+        pipe.set_progress_bar_config(disable=True)
+        size = (p.width, p.height)
+        image = control_image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        return pipe, {
+            "image": canny(image) if p.preprocessor == "canny" else image,
+            "controlnet_conditioning_scale": p.controlnet_conditioning_scale,
+            "control_guidance_start": p.control_guidance_start,
+            "control_guidance_end": p.control_guidance_end,
+            "width": size[0],
+            "height": size[1],
+        }
+
     def _refuse_unless_inpainting(self, job: GenerateJob) -> None:
         if self._pipe.unet.config.in_channels == INPAINTING_CHANNELS:
             raise JobError(
@@ -318,7 +359,7 @@ class TorchBackend:
             )
 
     def _used_bytes(self) -> int:
-        return self._model_bytes + sum(size for _, size in self._adapters.values())
+        return self._model_bytes + sum(size for _, size in self._adapters.values()) + self._controlnets.bytes
 
     def memory_report(self) -> dict[str, Any]:
         """Device figures and what this worker holds, for heartbeats and /api/vram."""
@@ -337,6 +378,7 @@ class TorchBackend:
                         {"adapter_name": name, "path": path, "bytes": size}
                         for name, (path, size) in self._adapters.items()
                     ],
+                    "controlnets": self._controlnets.report(),
                 }
             )
         return {
