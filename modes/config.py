@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from workers.controlnets import check_controlnet_family
-from workers.families import is_inpainting
-from workers.lora_families import LoraMismatch, check_lora, model_family
+from modes.controlnets import check_controlnet_family
+from modes.families import is_inpainting
+from modes.lora_families import LoraMismatch, check_lora, model_family
 
 BACKENDS = ("torch", "onnx", "rknn")
 # Backends that run the numpy LCM pipeline (workers/edge/); rknn graphs are converted for one size.

@@ -88,7 +88,7 @@ def test_a_truncated_file_in_a_folder_is_named(backend, family_models, tmp_path)
 
 
 def test_lora_families_from_shapes_and_kohya_metadata(tmp_path, tiny_loras, sdxl_lora):
-    from workers.lora_families import lora_family
+    from modes.lora_families import lora_family
 
     assert lora_family(sdxl_lora) == "sdxl"
     assert {lora_family(path) for path in tiny_loras.values()} == {"sd15"}  # diffusers and kohya formats
@@ -150,8 +150,8 @@ def test_pndm_reports_the_steps_asked_for(backend, family_models):
 
 def test_safetensors_whose_header_size_starts_like_a_pickle_still_load(tmp_path):
     """A header of 0x280 bytes starts with the bytes of a protocol-2 pickle; it is read as safetensors."""
+    from modes.safetensors_header import read_header
     from workers.model_files import check_model_files
-    from workers.safetensors_header import read_header
 
     header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     header += b" " * (0x280 - len(header))

@@ -57,8 +57,8 @@ def run(backend, generate_job, control: Image.Image | None = None) -> np.ndarray
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_folder_and_single_file_load_offline_to_the_same_weights(tiny_controlnets, family):
+    from modes.controlnets import detect_controlnet
     from workers.controlnet_loader import load_controlnet
-    from workers.controlnets import detect_controlnet
 
     folder = load_controlnet(tiny_controlnets[(family, "diffusers")], torch.float32, family).state_dict()
     single_path = tiny_controlnets[(family, "single")]

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from workers.families import (
+from modes.families import (
     CONV_IN_KEY,
     Family,
     UnsupportedCheckpoint,

@@ -1,7 +1,7 @@
 """Load a ControlNet, a diffusers folder or a single .safetensors file, without any network.
 
 A folder loads with ``ControlNetModel.from_pretrained(local_files_only=True)``.  A single
-file's family and layout come from its header (workers/controlnets.py) and its
+file's family and layout come from its header (modes/controlnets.py) and its
 architecture from a config sidecar (``<name>.config/config.json``, as for checkpoints) or
 else the config shipped for its family (``workers/configs/controlnet-<family>/``, the
 layout of ``control_v11p_sd15_canny`` and ``controlnet-canny-sdxl-1.0``); diffusers'
@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workers.controlnets import FOLDER_WEIGHTS, check_controlnet_family
-from workers.families import UnsupportedCheckpoint
+from modes.controlnets import FOLDER_WEIGHTS, check_controlnet_family
+from modes.families import UnsupportedCheckpoint
+from modes.safetensors_header import parameter_count
 from workers.loader import ModelLoadError, align_module, check_files
 from workers.model_configs import CONFIG_ROOT, sidecar_for
 from workers.offline import force_offline
-from workers.safetensors_header import parameter_count
 
 force_offline()
 

@@ -2,7 +2,7 @@
 
 - A folder with ``model_index.json`` loads with ``from_pretrained(local_files_only=True)``.
 - A ``.safetensors`` file is read as a checkpoint in the original layout: its family comes
-  from the header (workers/families.py), its architecture from the family's shipped config
+  from the header (modes/families.py), its architecture from the family's shipped config
   or its config sidecar (workers/model_configs.py), and the family's pipeline class loads
   it with ``from_single_file(config=<that folder>, local_files_only=True)``.
 - An inpainting checkpoint (a UNet with 9 input channels, read from the header) loads in
@@ -15,8 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workers.errors import JobError
-from workers.families import (
+from modes.families import (
     CONV_IN_KEY,
     INPAINTING_CHANNELS,
     INPAINTING_PIPELINES,
@@ -25,6 +24,7 @@ from workers.families import (
     detect_family,
     read_header,
 )
+from workers.errors import JobError
 from workers.model_configs import SIDECAR_SUFFIX, family_config, sidecar_for
 from workers.model_files import check_model_files
 from workers.offline import force_offline

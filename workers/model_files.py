@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers import safetensors_header
-from workers.families import UnsupportedCheckpoint
+from modes import safetensors_header
+from modes.families import UnsupportedCheckpoint
 
 
 def check_model_files(path: Path) -> None:

@@ -36,7 +36,7 @@ def build_controlnet(model_dir: Path, out: Path, seed: int = 7, fmt: str = "diff
     from diffusers import ControlNetModel, UNet2DConditionModel
     from safetensors.torch import save_file
 
-    from workers.controlnets import ORIGINAL_PREFIX
+    from modes.controlnets import ORIGINAL_PREFIX
     from workers.original_layout import controlnet_to_original
 
     if fmt not in FORMATS:

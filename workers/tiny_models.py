@@ -42,8 +42,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from modes.families import FAMILIES, INPAINTING_CHANNELS, INPAINTING_PIPELINES, read_header
 from workers.clip_vocab import END_TOKEN, START_TOKEN, bytes_to_unicode
-from workers.families import FAMILIES, INPAINTING_CHANNELS, INPAINTING_PIPELINES, read_header
 from workers.model_configs import SIDECAR_SUFFIX, family_config
 from workers.offline import force_offline
 

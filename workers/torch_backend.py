@@ -11,18 +11,18 @@ from typing import Any
 from PIL import Image
 
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
+from modes.families import INPAINTING_CHANNELS, WIDTH_TO_FAMILY
+from modes.lora_families import LoraMismatch, check_lora
+from modes.safetensors_header import parameter_count
 from workers.base import Generated, StepCallback
 from workers.canny import canny
 from workers.controlnet_loader import LoadedControlNets
 from workers.errors import CapacityError, JobError
-from workers.families import INPAINTING_CHANNELS, WIDTH_TO_FAMILY
 from workers.inpainting import composite, prepare_mask
 from workers.loader import check_files, load_pipeline
-from workers.lora_families import LoraMismatch, check_lora
 from workers.memory import MIB, file_mappings, host_memory, memory_limit, model_file_parameters, process_rss
 from workers.model_cache import ModelCache, cache_budget
 from workers.offline import force_offline
-from workers.safetensors_header import parameter_count
 from workers.schedulers import make_scheduler, sampler_name
 
 force_offline()

@@ -4,7 +4,7 @@ A LoRA for another family fails inside peft with a list of mangled module names;
 module names both families instead ("SDXL LoRA on an SD1.5 model").  A LoRA's family
 comes from kohya's ``ss_base_model_version`` metadata when it wrote one, else from the
 input width of a cross-attention key projection (``attn2.to_k``: the text embedding
-width, as for checkpoints in workers/families.py), else from its text encoder keys
+width, as for checkpoints in modes/families.py), else from its text encoder keys
 (a second text encoder is SDXL's).  Imports neither torch nor diffusers, so a modes
 reload can check the files it can see.
 """
@@ -15,7 +15,7 @@ import json
 import re
 from pathlib import Path
 
-from workers.families import WIDTH_TO_FAMILY, UnsupportedCheckpoint, detect_family, read_header
+from modes.families import WIDTH_TO_FAMILY, UnsupportedCheckpoint, detect_family, read_header
 
 LABELS = {"sd15": "SD1.5", "sd2": "SD2.x", "sdxl": "SDXL", "sdxl-refiner": "SDXL refiner"}
 # kohya's ss_base_model_version prefixes ("sd_v1", "sd_v2_768_v", "sdxl_base_v1-0", ...)

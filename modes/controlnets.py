@@ -9,7 +9,7 @@ Two layouts are in use:
   ``diffusion_pytorch_model.safetensors`` or as one file such as ``controlnet-canny-sdxl``.
 
 The family comes from the cross-attention width (the last dimension of an ``attn2.to_k``
-weight), as for checkpoints (workers/families.py).  Imports neither torch nor diffusers.
+weight), as for checkpoints (modes/families.py).  Imports neither torch nor diffusers.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.families import WIDTH_TO_FAMILY, UnsupportedCheckpoint, read_header
-from workers.lora_families import LABELS
+from modes.families import WIDTH_TO_FAMILY, UnsupportedCheckpoint, read_header
+from modes.lora_families import LABELS
 
 ORIGINAL_PREFIX = "control_model."
 ORIGINAL_HINT = "input_hint_block.0.weight"

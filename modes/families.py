@@ -16,7 +16,8 @@ sdxl-refiner   1280   ``conditioner.embedders.0.`` only (OpenCLIP bigG)
 =============  =====  ==================================================
 
 A UNet whose first convolution takes 9 channels is an inpainting model.
-It imports neither torch nor diffusers: detection costs a few milliseconds.
+It imports neither torch nor diffusers, nor anything of workers/: the API reads it when it loads
+modes.yaml (whether a mode is an inpainting one), and detection costs a few milliseconds.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers import safetensors_header
+from modes import safetensors_header
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
