@@ -238,3 +238,15 @@ def test_a_worker_fails_each_bad_file_and_keeps_serving_without_growing(
     finally:
         stack.stop()
         shutil.rmtree(bad, ignore_errors=True)
+
+
+def test_a_truncated_lora_is_named_before_any_adapter_changes(backend, tiny_model, tiny_loras, tmp_path):
+    from workers.loader import ModelLoadError
+
+    lora = tmp_path / "cut-lora.safetensors"
+    shutil.copyfile(tiny_loras["style.safetensors"], lora)
+    have, want = truncate(lora, 100)
+    baseline = np.asarray(backend.generate(job(tiny_model), lambda i, n: None).image)
+    with pytest.raises(ModelLoadError, match=f"cut-lora.safetensors: truncated: {have} of {want} bytes"):
+        backend.generate(job(tiny_model, [LoraRef(str(lora), 1.0, "cut")]), lambda i, n: None)
+    assert np.array_equal(baseline, np.asarray(backend.generate(job(tiny_model), lambda i, n: None).image))
