@@ -33,24 +33,25 @@ class InitImage:
     data: bytes
 
 
-def parse_init_image(value: Any) -> InitImage:
-    """A checked ``init_image`` (plain base64 or a ``data:image/png;base64,`` URL), or a 400 naming the field."""
+def parse_init_image(value: Any, field: str = FIELD) -> InitImage:
+    """A checked ``init_image`` (plain base64 or a ``data:image/png;base64,`` URL), or a 400 naming the field;
+    ``field`` names another image field checked the same way (``mask_image``)."""
     if not isinstance(value, str):
-        raise ApiError(400, f"{FIELD} must be a string: a base64-encoded PNG", FIELD)
+        raise ApiError(400, f"{field} must be a string: a base64-encoded PNG", field)
     text = value.removeprefix(DATA_URL_PREFIX)
     if len(text) > (MAX_BYTES + 2) // 3 * 4:
-        raise ApiError(400, f"{FIELD} is larger than {MAX_BYTES // (1024 * 1024)} MiB", FIELD)
+        raise ApiError(400, f"{field} is larger than {MAX_BYTES // (1024 * 1024)} MiB", field)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, f"{FIELD} is not valid base64; send the PNG file's bytes base64-encoded", FIELD) from None
+        raise ApiError(400, f"{field} is not valid base64; send the PNG file's bytes base64-encoded", field) from None
     if not data.startswith(PNG_SIGNATURE) or len(data) < 24 or data[12:16] != b"IHDR":
-        raise ApiError(400, f"{FIELD} must be a PNG image; convert other formats to PNG first", FIELD)
+        raise ApiError(400, f"{field} must be a PNG image; convert other formats to PNG first", field)
     width, height = struct.unpack(">II", data[16:24])
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise ApiError(400, f"{FIELD} is {width}x{height}; each side must be 1 to {MAX_SIDE} pixels", FIELD)
+        raise ApiError(400, f"{field} is {width}x{height}; each side must be 1 to {MAX_SIDE} pixels", field)
     try:
         decode(data, MAX_PIXELS)
     except ImageRejected as exc:
-        raise ApiError(400, f"{FIELD}: {exc}", FIELD) from None
+        raise ApiError(400, f"{field}: {exc}", field) from None
     return InitImage(input_object_key(hashlib.sha256(data).hexdigest()), data)

@@ -41,9 +41,10 @@ def public_config(config: dict) -> dict:
 
 
 def public_mode(mode: Mode) -> dict:
-    """A mode without paths: its model is named by the mode, a LoRA by its adapter name."""
+    """A mode without paths: its model is named by the mode, a LoRA by its adapter name, a ControlNet by its name."""
     described = {k: v for k, v in mode.describe().items() if k != "model"}
     described["loras"] = [{k: v for k, v in lora.items() if k != "path"} for lora in described["loras"]]
+    described["controlnets"] = [{k: v for k, v in c.items() if k != "path"} for c in described["controlnets"]]
     return described
 
 

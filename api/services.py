@@ -24,6 +24,9 @@ from modes.registry import ModesRegistry
 from modes.roots import message
 from storage import ObjectStore
 
+# Job parameters the worker needs but a caller is not shown: paths on the hosts.
+PRIVATE_PARAMS = ("controlnet_path",)
+
 
 @dataclass
 class Services:
@@ -71,7 +74,8 @@ class Services:
             raise ApiError(400, "superres upscales a job of one image: send n=1 with superres", "n")
         job = GenerateJob(job_id=str(uuid.uuid4()), mode=message(mode), params=params, superres=superres)
         payload = job.to_dict()
-        record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}
+        shown = {k: v for k, v in payload["params"].items() if k not in PRIVATE_PARAMS}
+        record_params = {**shown, **({"superres": payload["superres"]} if superres else {})}
         return self._submit(
             job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads, params.priority
         )

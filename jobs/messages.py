@@ -47,6 +47,18 @@ class GenerateParams:
     # img2img: the object-store key of the init image (a PNG), and how far to move away from it (0-1].
     init_image: str | None = None
     strength: float | None = None
+    # inpainting (with init_image): the object-store key of the mask PNG (white = repaint) and its blur in pixels.
+    mask_image: str | None = None
+    mask_blur: int | None = None
+    # ControlNet: the control image's object-store key, the ControlNet (its name in the mode and its file or
+    # folder), how strongly and over which fraction of the steps it steers, and the preprocessor (none, canny).
+    control_image: str | None = None
+    controlnet: str | None = None
+    controlnet_path: str | None = None
+    controlnet_conditioning_scale: float | None = None
+    control_guidance_start: float | None = None
+    control_guidance_end: float | None = None
+    preprocessor: str | None = None
     # Scheduling: a job with priority p goes before jobs of its mode submitted up to
     # p x PRIORITY_AGING seconds before it (jobs/records.py), so nothing waits forever.
     priority: int = 0
@@ -58,8 +70,8 @@ class GenerateParams:
     def batch_key(self) -> tuple | None:
         """Jobs with equal keys can run as one pipeline call (each with its own prompt and seed); a job
         of several images is a batch of its own (tasks/runner.py), so it takes no companions."""
-        if self.init_image is not None or self.n > 1:
-            return None
+        if self.init_image is not None or self.control_image is not None or self.n > 1:
+            return None  # image jobs run one at a time
         return (self.width, self.height, self.steps, self.guidance, self.negative_prompt, self.sampler)
 
 

@@ -14,6 +14,10 @@ from typing import Any
 
 import yaml
 
+from modes.controlnets import check_controlnet_family
+from modes.families import is_inpainting
+from modes.lora_families import LoraMismatch, check_lora, model_family
+
 BACKENDS = ("torch", "onnx", "rknn")
 # Backends that run the numpy LCM pipeline (workers/edge/); rknn graphs are converted for one size.
 EDGE_BACKENDS = ("onnx", "rknn")
@@ -44,6 +48,18 @@ class Lora:
 
 
 @dataclass(frozen=True)
+class ControlNet:
+    """A ControlNet a mode offers: jobs name it, and its scale is their default conditioning scale."""
+
+    name: str
+    path: Path
+    scale: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "scale": self.scale}
+
+
+@dataclass(frozen=True)
 class Mode:
     name: str
     model_path: Path
@@ -58,6 +74,9 @@ class Mode:
     max_steps: int
     loras: tuple[Lora, ...] = ()
     model: str = ""  # as modes.yaml names it, relative to model_root: what a job message carries
+    # The model is an inpainting model (9 input channels, read from its files where they are): inpainting jobs only.
+    inpainting: bool = False
+    controlnets: tuple[ControlNet, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -73,6 +92,8 @@ class Mode:
             "max_size": self.max_size,
             "max_steps": self.max_steps,
             "fixed_size": self.fixed_size,
+            "inpainting": self.inpainting,
+            "controlnets": [controlnet.as_dict() for controlnet in self.controlnets],
         }
 
     @property
@@ -113,7 +134,10 @@ def load_modes(path: Path) -> ModesConfig:
         raise ModesError(f"{path}: file not found; set MODES_FILE or create it from modes.yaml.example") from None
     except OSError as exc:
         raise ModesError(f"{path}: cannot read it: {exc}") from None
-    return parse_modes(text, path)
+    config = parse_modes(text, path)
+    check_lora_families(config)
+    check_controlnet_families(config)
+    return config
 
 
 def parse_modes(text: str, source: Path) -> ModesConfig:
@@ -126,10 +150,13 @@ def parse_modes(text: str, source: Path) -> ModesConfig:
         raise ModesError(f"{source}: expected a mapping with model_root, default_mode and modes")
     root = _root(source, data, "model_root", ".")
     lora_root = _root(source, data, "lora_root", str(root))
+    controlnet_root = _root(source, data, "controlnet_root", str(root))
     raw_modes = data.get("modes")
     if not isinstance(raw_modes, dict) or not raw_modes:
         raise ModesError(f"{source}: 'modes' must map at least one mode name to its settings")
-    modes = {str(name): _parse_mode(str(name), spec, root, lora_root) for name, spec in raw_modes.items()}
+    modes = {
+        str(name): _parse_mode(str(name), spec, root, lora_root, controlnet_root) for name, spec in raw_modes.items()
+    }
     default_mode = str(data.get("default_mode") or next(iter(modes)))
     if default_mode not in modes:
         raise ModesError(f"{source}: default_mode {default_mode!r} is not one of {sorted(modes)}")
@@ -197,7 +224,7 @@ def _parse_loras(spec: Any, lora_root: Path, where: str) -> tuple[Lora, ...]:
     return tuple(loras)
 
 
-def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
+def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path, controlnet_root: Path) -> Mode:
     where = f"mode {name!r}"
     if not _MODE_NAME.match(name):
         raise ModesError(f"{where}: names use letters, digits, '-' and '_' (at most 64)")
@@ -226,6 +253,10 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
         raise ModesError(f"{where}: backend {backend!r} runs the LCM pipeline only; set 'scheduler: lcm'")
     if backend in EDGE_BACKENDS and spec.get("loras"):
         raise ModesError(f"{where}: backend {backend!r} cannot apply LoRAs; fuse them into the model before export")
+    if backend in EDGE_BACKENDS and spec.get("controlnets"):
+        raise ModesError(
+            f"{where}: backend {backend!r} cannot run ControlNets (its exported UNet has no control inputs)"
+        )
     return Mode(
         name=name,
         model_path=model_path,
@@ -240,7 +271,64 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path) -> Mode:
         max_steps=max_steps,
         loras=_parse_loras(spec.get("loras"), lora_root, where),
         model=model,
+        inpainting=backend == "torch" and is_inpainting(model_path),
+        controlnets=_parse_controlnets(spec.get("controlnets"), controlnet_root, where),
     )
+
+
+def _parse_controlnets(spec: Any, root: Path, where: str) -> tuple[ControlNet, ...]:
+    if spec is None:
+        return ()
+    if not isinstance(spec, list):
+        raise ModesError(f"{where}: 'controlnets' must be a list of files or folders, or of {{path, name, scale}}")
+    controlnets = []
+    for index, item in enumerate(spec):
+        at = f"{where}: controlnets[{index}]"
+        entry = {"path": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise ModesError(f"{at}: give a file or folder name or a mapping with 'path'")
+        unknown = sorted(set(entry) - {"path", "name", "scale"})
+        if unknown:
+            raise ModesError(f"{at}: unknown key {unknown[0]!r}; use path, name, scale")
+        path = resolve_under(root, entry["path"], at, "path")
+        name = str(entry.get("name") or Path(entry["path"]).name.removesuffix(".safetensors"))
+        if not _MODE_NAME.match(name):
+            raise ModesError(f"{at}: 'name' {name!r} must be letters, digits, '-' and '_'")
+        controlnets.append(ControlNet(name, path, _number(entry, "scale", 1.0, float, at, 0.0, 2.0)))
+    names = [controlnet.name for controlnet in controlnets]
+    if len(set(names)) != len(names):
+        raise ModesError(f"{where}: ControlNet names must be unique within a mode, got {names}")
+    return tuple(controlnets)
+
+
+def check_controlnet_families(config: ModesConfig) -> None:
+    """Refuse a ControlNet that is not one, or is made for another family than its mode's model, when
+    both are here (as check_lora_families)."""
+    for mode in config.modes.values():
+        family = model_family(mode.model_path) if mode.controlnets and mode.model_path.exists() else None
+        for controlnet in mode.controlnets:
+            if family is not None and controlnet.path.exists():
+                try:
+                    check_controlnet_family(controlnet.path, family)
+                except ValueError as exc:
+                    raise ModesError(f"mode {mode.name!r}: controlnet {controlnet.name!r}: {exc}") from None
+
+
+def check_lora_families(config: ModesConfig) -> None:
+    """Refuse a LoRA made for another family than its mode's model when both files are here.
+
+    Run where the modes file is read (a reload), not where published text is parsed: another
+    host's files may differ, and its worker refuses such a LoRA when it loads the mode.
+    Reads headers and configs only.
+    """
+    for mode in config.modes.values():
+        family = model_family(mode.model_path) if mode.loras and mode.model_path.exists() else None
+        for lora in mode.loras:
+            if family is not None and lora.path.is_file():
+                try:
+                    check_lora(lora.path, family)
+                except LoraMismatch as exc:
+                    raise ModesError(f"mode {mode.name!r}: {exc}") from None
 
 
 def _number(spec: dict, field: str, default: Any, kind: type, where: str, low: float, high: float) -> Any:

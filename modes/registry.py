@@ -32,14 +32,22 @@ log = logging.getLogger(__name__)
 
 MODES_KEY = "dl:modes"
 
+# ARGV[5] is when the publisher began reading the file: an error recorded after that (by a process
+# that read a newer, broken file) stays, so a slow reader of the old text does not hide it.
 _PUBLISH = """
+local function clear_older_error()
+  local at = redis.call('HGET', KEYS[1], 'error_at')
+  if not at or tonumber(at) < tonumber(ARGV[5]) then
+    redis.call('HDEL', KEYS[1], 'error', 'error_at')
+  end
+end
 if redis.call('HGET', KEYS[1], 'digest') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'error', 'error_at')
+  clear_older_error()
   return tonumber(redis.call('HGET', KEYS[1], 'version'))
 end
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'text', ARGV[2], 'source', ARGV[3], 'published_at', ARGV[4])
-redis.call('HDEL', KEYS[1], 'error', 'error_at')
+clear_older_error()
 return version
 """
 
@@ -79,6 +87,7 @@ class ModesRegistry:
 
     def reload(self) -> ReloadResult:
         """Load the modes file; publish it if valid and new; keep the last good one if not."""
+        read_at = time.time()
         try:
             config = self._read_file()
         except ModesError as exc:
@@ -86,7 +95,7 @@ class ModesRegistry:
             self._redis.hset(MODES_KEY, mapping={"error": str(exc), "error_at": time.time()})
             self._sync()
             return ReloadResult(self._version, str(exc))
-        args = [config.digest, config.text, str(config.source), time.time()]
+        args = [config.digest, config.text, str(config.source), time.time(), read_at]
         version = int(self._publish(keys=[MODES_KEY], args=args))
         with self._lock:
             if version != self._version:

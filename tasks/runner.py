@@ -321,11 +321,16 @@ class JobRunner:
 
     def _inputs(self, job: GenerateJob) -> dict[str, Any]:
         """The job's input images from the store, decoded; only those it has, so txt2img backends need none."""
-        if job.params.init_image is None:
-            return {}
-        data = self.store.get(job.params.init_image)
-        with Image.open(io.BytesIO(data)) as image:
-            return {"init_image": image.convert("RGB")}
+        inputs = {}
+        for field, key, form in (
+            ("init_image", job.params.init_image, "RGB"),
+            ("mask_image", job.params.mask_image, "L"),
+            ("control_image", job.params.control_image, "RGB"),
+        ):
+            if key is not None:
+                with Image.open(io.BytesIO(self.store.get(key))) as image:
+                    inputs[field] = image.convert(form)
+        return inputs
 
 
 def _why_dropped(ended: int | None, status: str) -> str:

@@ -55,6 +55,20 @@ FAMILY_MODES = {
     for (family, fmt), name in FAMILY_MODELS.items()
 }
 
+# Inpainting models (9 input channels): (family, format) -> its name under MODEL_ROOT.
+INPAINTING_MODELS = {
+    (family, fmt): f"tiny-{family}-inpainting" + (".safetensors" if fmt == "single" else "")
+    for family in ("sd15", "sdxl")
+    for fmt in ("diffusers", "single")
+}
+
+# Tiny ControlNets: (family, format) -> its name under MODEL_ROOT (SD1.5's single file in the original layout).
+CONTROLNETS = {
+    (family, fmt): f"tiny-controlnet-{family}" + (".safetensors" if fmt == "single" else "")
+    for family in ("sd15", "sdxl")
+    for fmt in ("diffusers", "single")
+}
+
 TEST_MODES = {
     "default_mode": "demo",
     "modes": {
@@ -88,6 +102,25 @@ TEST_MODES = {
             "loras": ["style.safetensors", {"path": "detail-kohya.safetensors", "strength": 0.5}],
         },
         **FAMILY_MODES,
+        # The demo model with two ControlNets: an original-layout single file and a folder.
+        "control": {
+            "model": TINY,
+            "default_size": "64x64",
+            "default_steps": 4,
+            "default_guidance": 1.0,
+            "scheduler": "lcm",
+            "controlnets": [
+                {"path": CONTROLNETS[("sd15", "single")], "name": "edges", "scale": 0.8},
+                CONTROLNETS[("sd15", "diffusers")],
+            ],
+        },
+        # An inpainting model as a single file: inpainting jobs only.
+        "sd15-inpaint": {
+            "model": INPAINTING_MODELS[("sd15", "single")],
+            "default_size": "64x64",
+            "default_steps": 4,
+            "default_guidance": 5.0,
+        },
     },
 }
 
@@ -108,6 +141,27 @@ def family_models(tiny_model) -> dict[tuple[str, str], Path]:
 
 
 @pytest.fixture(scope="session")
+def inpainting_models(tiny_model) -> dict[tuple[str, str], Path]:
+    """Tiny inpainting models (9 input channels), SD1.5 and SDXL, in both formats."""
+    from workers.tiny_models import build
+
+    return {
+        key: build(key[0], MODEL_ROOT / name, fmt=key[1], inpainting=True) for key, name in INPAINTING_MODELS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnets(family_models) -> dict[tuple[str, str], Path]:
+    """Tiny ControlNets for the SD1.5 and SDXL diffusers models, as folders and single files."""
+    from workers.tiny_controlnets import build_controlnet
+
+    return {
+        key: build_controlnet(family_models[(key[0], "diffusers")], MODEL_ROOT / name, fmt=key[1])
+        for key, name in CONTROLNETS.items()
+    }
+
+
+@pytest.fixture(scope="session")
 def tiny_loras(tiny_model) -> dict[str, Path]:
     from workers.tiny_loras import build_lora
 
@@ -119,7 +173,7 @@ def modes_data() -> dict:
 
 
 @pytest.fixture(scope="session")
-def modes_file(tmp_path_factory, family_models, tiny_loras) -> Path:
+def modes_file(tmp_path_factory, family_models, inpainting_models, tiny_controlnets, tiny_loras) -> Path:
     path = tmp_path_factory.mktemp("modes") / "modes.yaml"
     path.write_text(yaml.safe_dump(modes_data()))
     return path

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from workers.families import (
+from modes.families import (
     CONV_IN_KEY,
     Family,
     UnsupportedCheckpoint,
@@ -116,7 +116,8 @@ def test_diffusers_component_file_is_not_a_checkpoint(family_models):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("model.ckpt", b"\x80\x02}q\x00.", "only .safetensors"),
+        ("model.ckpt", b"\x80\x02}q\x00.", "refused: loading them can run code; convert them to .safetensors"),
+        ("model.json", b"{}", "only .safetensors"),
         ("short.safetensors", b"\x01\x02", "too short"),
         ("huge.safetensors", struct.pack("<Q", 2**40) + b"{}", "header of 1099511627776 bytes"),
         ("garbage.safetensors", struct.pack("<Q", 4) + b"\xff\xfe{]", "not a safetensors file"),

@@ -202,6 +202,6 @@ def test_modes_yaml_example_is_valid_and_complete():
     config = load_modes(ROOT / "modes.yaml.example")
     keys = set().union(*(mode.describe() for mode in config.modes.values()))
     text = (ROOT / "modes.yaml.example").read_text()
-    derived = {"name", "fixed_size"}  # not keys of the file
+    derived = {"name", "fixed_size", "inpainting"}  # not keys of the file (inpainting is read from the model)
     assert all(f"{key}:" in text for key in keys - derived), "a mode key is not documented in the example"
     assert "lora_root:" in text and "model_root:" in text and "default_mode:" in text

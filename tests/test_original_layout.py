@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from workers.families import family_from_shapes, read_header
+from modes.families import family_from_shapes, read_header
 from workers.original_layout import (
     UNET_PREFIX,
     VAE_PREFIX,

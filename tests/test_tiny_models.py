@@ -86,7 +86,9 @@ def test_same_seed_same_pixels_through_the_backend(tiny_model, scheduler):
     other = np.asarray(backend.generate(tiny_job(tiny_model, scheduler, 2), lambda i, n: None).image)
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
-    assert steps[-1][0] == steps[-1][1] and [s for s, _ in steps] == list(range(1, len(steps) + 1))
+    # Every scheduler reports the 4 steps asked for, ending at 4 (PNDM's 5 evaluations fold onto them).
+    assert {total for _, total in steps} == {4} and steps[-1] == (4, 4)
+    assert [s for s, _ in steps] == sorted(s for s, _ in steps) and steps[0][0] >= 1
 
 
 @pytest.fixture(scope="module")

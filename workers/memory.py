@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from workers.safetensors_header import parameter_count
+from modes.safetensors_header import parameter_count
 
 MIB = 1024 * 1024
 

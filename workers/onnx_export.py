@@ -102,7 +102,7 @@ class _SingleFileSource:
     def __init__(self, path: Path) -> None:
         import torch
 
-        from workers.families import UnsupportedCheckpoint, detect_family
+        from modes.families import UnsupportedCheckpoint, detect_family
         from workers.loader import ModelLoadError, load_single_file
 
         if path.suffix != ".safetensors" or not path.is_file():

@@ -265,3 +265,36 @@ def _match(
         if match:
             return build(match)
     return _rename(key, top, where + key)
+
+
+_CONTROLNET_EXTRA = [
+    (re.compile(r"controlnet_down_blocks\.(\d+)\.(.+)"), lambda m: f"zero_convs.{m[1]}.0.{m[2]}"),
+    (re.compile(r"controlnet_mid_block\.(.+)"), lambda m: f"middle_block_out.0.{m[1]}"),
+    (re.compile(r"controlnet_cond_embedding\.conv_in\.(.+)"), lambda m: f"input_hint_block.0.{m[1]}"),
+    (
+        re.compile(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.+)"),
+        lambda m: f"input_hint_block.{2 * int(m[1]) + 2}.{m[2]}",
+    ),
+]
+
+
+def controlnet_to_original(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> Tensors:
+    """A diffusers ControlNetModel state dict in the original layout of ``control_v11p_sd15_*`` files.
+
+    Its UNet half is named as a UNet's input and middle blocks; the hint encoder is ``input_hint_block``
+    (convolutions at even slots, SiLU between, the last at slot 2 x blocks + 2), the zero convolutions
+    ``zero_convs.i.0`` and ``middle_block_out.0``.
+    """
+    blocks = 2 * (len(config["conditioning_embedding_out_channels"]) - 1)
+    unet_config = {"layers_per_block": config["layers_per_block"], "up_block_types": []}
+    out: Tensors = {}
+    rest = {}
+    for key, tensor in state.items():
+        if key.startswith("controlnet_cond_embedding.conv_out."):
+            out[f"input_hint_block.{2 * blocks + 2}.{key.rsplit('.', 1)[1]}"] = tensor
+        elif any(pattern.fullmatch(key) for pattern, _ in _CONTROLNET_EXTRA):
+            out[_match(key, _CONTROLNET_EXTRA, {}, "controlnet ")] = tensor
+        else:
+            rest[key] = tensor
+    out.update(unet_to_original(rest, unet_config))
+    return out

@@ -27,6 +27,9 @@ Command line::
 
 ``--lcm`` gives the UNet the guidance-embedding input of LCM-distilled SD1.5
 models (``time_cond_proj_dim=256``), so LCM's ``w = guidance - 1`` path runs.
+``--inpainting`` builds an inpainting model (``sd-v1-5-inpainting``-shaped): a UNet
+with 9 input channels (latents, mask, masked-image latents) in the family's
+inpainting pipeline.
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from modes.families import FAMILIES, INPAINTING_CHANNELS, INPAINTING_PIPELINES, read_header
 from workers.clip_vocab import END_TOKEN, START_TOKEN, bytes_to_unicode
-from workers.families import FAMILIES, read_header
 from workers.model_configs import SIDECAR_SUFFIX, family_config
 from workers.offline import force_offline
 
@@ -54,6 +57,7 @@ METADATA_KEY = "dreamlab-build"
 FORMATS = ("diffusers", "single")
 SIZES = ("tiny", "full")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+
 # Built in this order after seeding, so a seed fixes every weight.
 MODEL_COMPONENTS = (*TEXT_ENCODERS, "unet", "vae")
 
@@ -127,7 +131,13 @@ def write_byte_tokenizer(folder: Path, settings: dict[str, Any] | None = None) -
 
 
 def build(
-    family: str, out: Path, size: str = "tiny", seed: int = DEFAULT_SEED, fmt: str = "diffusers", lcm: bool = False
+    family: str,
+    out: Path,
+    size: str = "tiny",
+    seed: int = DEFAULT_SEED,
+    fmt: str = "diffusers",
+    lcm: bool = False,
+    inpainting: bool = False,
 ) -> Path:
     """Build a ``family`` pipeline at ``out`` (a folder, or a .safetensors file) unless an identical build is there.
 
@@ -141,12 +151,16 @@ def build(
     wanted = {"builder": BUILDER_VERSION, "family": family, "size": size, "seed": seed, "format": fmt}
     if lcm:
         wanted["time_cond_proj_dim"] = LCM_TIME_COND_DIM
+    if inpainting:
+        if family not in INPAINTING_PIPELINES:
+            raise ValueError(f"no inpainting pipeline for {family}; one of {sorted(INPAINTING_PIPELINES)}")
+        wanted["in_channels"] = INPAINTING_CHANNELS
     if _built(out, fmt) == wanted:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        pipe = _make_pipeline(family, size, seed, staging, lcm)
+        pipe = _make_pipeline(family, size, seed, staging, lcm, inpainting)
         if fmt == "diffusers":
             _publish_folder(pipe, wanted, staging, out)
         else:
@@ -171,7 +185,7 @@ def _built(out: Path, fmt: str) -> dict[str, Any] | None:
         return None
 
 
-def _make_pipeline(family: str, size: str, seed: int, scratch: Path, lcm: bool) -> Any:
+def _make_pipeline(family: str, size: str, seed: int, scratch: Path, lcm: bool, inpainting: bool = False) -> Any:
     import diffusers
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
@@ -179,6 +193,8 @@ def _make_pipeline(family: str, size: str, seed: int, scratch: Path, lcm: bool) 
     overrides = TINY[family] if size == "tiny" else {}
     if lcm:
         overrides = {**overrides, "unet": {**overrides.get("unet", {}), "time_cond_proj_dim": LCM_TIME_COND_DIM}}
+    if inpainting:
+        overrides = {**overrides, "unet": {**overrides.get("unet", {}), "in_channels": INPAINTING_CHANNELS}}
     with family_config(family) as config:
         index = json.loads((config / "model_index.json").read_text())
         components: dict[str, Any] = {}
@@ -206,7 +222,7 @@ def _make_pipeline(family: str, size: str, seed: int, scratch: Path, lcm: bool) 
                 model_class = getattr(diffusers, index[name][1])
                 settings = {**model_class.load_config(config / name), **overrides.get(name, {})}
                 components[name] = model_class.from_config(settings)
-    pipeline_class = getattr(diffusers, index["_class_name"])
+    pipeline_class = getattr(diffusers, INPAINTING_PIPELINES[family] if inpainting else index["_class_name"])
     arguments = {
         key: components.get(key) if isinstance(value, list) else value
         for key, value in index.items()
@@ -274,8 +290,9 @@ def main() -> None:
     parser.add_argument("--format", choices=FORMATS, default="diffusers")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--lcm", action="store_true", help="add the LCM guidance-embedding input to the UNet")
+    parser.add_argument("--inpainting", action="store_true", help="a 9-input-channel inpainting model")
     args = parser.parse_args()
-    print(build(args.family, args.out, args.size, args.seed, args.format, args.lcm))
+    print(build(args.family, args.out, args.size, args.seed, args.format, args.lcm, args.inpainting))
 
 
 if __name__ == "__main__":

@@ -5,18 +5,24 @@ from __future__ import annotations
 import bisect
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from jobs.messages import GenerateJob, ResolvedMode
+from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
+from modes.families import INPAINTING_CHANNELS, WIDTH_TO_FAMILY
+from modes.lora_families import LoraMismatch, check_lora
+from modes.safetensors_header import parameter_count
 from workers.base import Generated, StepCallback
+from workers.canny import canny
+from workers.controlnet_loader import LoadedControlNets
 from workers.errors import CapacityError, JobError
-from workers.loader import load_pipeline
+from workers.inpainting import composite, prepare_mask
+from workers.loader import check_files, load_pipeline
 from workers.memory import MIB, file_mappings, host_memory, memory_limit, model_file_parameters, process_rss
 from workers.model_cache import ModelCache, cache_budget
 from workers.offline import force_offline
-from workers.safetensors_header import parameter_count
 from workers.schedulers import make_scheduler, sampler_name
 
 force_offline()
@@ -26,8 +32,14 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from diffusers import (  # noqa: E402
     AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    StableDiffusionControlNetPipeline,
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionInpaintPipeline,
+    StableDiffusionXLControlNetPipeline,
     StableDiffusionXLImg2ImgPipeline,
+    StableDiffusionXLInpaintPipeline,
+    StableDiffusionXLPipeline,
 )
 
 diffusers.utils.logging.disable_progress_bar()
@@ -35,6 +47,7 @@ transformers.utils.logging.disable_progress_bar()
 log = logging.getLogger(__name__)
 # Pipelines that take an image and no size: they run only as img2img.
 IMAGE_ONLY_PIPELINES = (StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline)
+INPAINT_PIPELINES = (StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline)
 
 
 class TorchBackend:
@@ -59,6 +72,7 @@ class TorchBackend:
         self._mode: str | None = None
         self._adapters: dict[str, tuple[str, int]] = {}  # adapter name -> (LoRA file, bytes)
         self._lora_state: tuple = ()
+        self._controlnets = LoadedControlNets()
         self._cache: ModelCache[Any] = ModelCache()
         self._mode_models: dict[str, str] = {}  # every mode this worker ran -> its model path
         self.model_loads = 0  # from disk
@@ -96,11 +110,13 @@ class TorchBackend:
             self._model_path = mode.model_path
             self._model_bytes = size
             self._adapters, self._lora_state = {}, ()
+            self._controlnets.clear()  # checked against the model they were loaded for
         self._apply_loras(mode, job_id)
         self._mode = mode.name
         return time.perf_counter() - began
 
     def _from_disk(self, mode: ResolvedMode, job_id: str) -> Any:
+        check_files(Path(mode.model_path))  # before the capacity check reads the headers to size the model
         self._check_capacity(mode, job_id)
         log.info("job %s: loading %s for mode %s from disk on %s", job_id, mode.model_path, mode.name, self.device)
         pipe = load_pipeline(mode.model_path, self.dtype)
@@ -180,6 +196,7 @@ class TorchBackend:
         if state == self._lora_state:
             return
         pipe = self._pipe
+        self._check_loras(mode)
         wanted = {lora.adapter_name: lora for lora in mode.loras}
         if not wanted:
             pipe.unload_lora_weights()  # removes the peft layers too: the base model's exact output
@@ -200,15 +217,35 @@ class TorchBackend:
             pipe.set_adapters(list(wanted), adapter_weights=[lora.strength for lora in wanted.values()])
         self._lora_state = state
 
-    def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
+    def _check_loras(self, mode: ResolvedMode) -> None:
+        """Refuse a pickled, truncated or other-family LoRA before any adapter changes."""
+        family = WIDTH_TO_FAMILY.get(self._pipe.unet.config.cross_attention_dim)
+        for lora in mode.loras:
+            check_files(Path(lora.path))
+            try:
+                check_lora(Path(lora.path), family)
+            except LoraMismatch as exc:
+                raise JobError(f"mode {mode.name!r}: {exc}") from None
+
+    def generate(
+        self,
+        job: GenerateJob,
+        on_step: StepCallback,
+        init_image: Image.Image | None = None,
+        mask_image: Image.Image | None = None,
+        control_image: Image.Image | None = None,
+    ) -> Generated:
         self.prepare(job.mode, job.job_id)
         self._pipe.scheduler = make_scheduler(job.scheduler, self._base_scheduler)
         p = job.params
-        pipe, inputs = self._text_to_image(job) if init_image is None else self._image_to_image(job, init_image)
-
-        def step_end(pipeline, step_index, timestep, callback_kwargs):
-            on_step(step_index + 1, pipeline.num_timesteps)
-            return callback_kwargs
+        if control_image is not None:
+            pipe, inputs = self._control(job, control_image)
+        elif mask_image is not None and init_image is not None:
+            pipe, inputs = self._inpaint(job, init_image, mask_image)
+        elif init_image is not None:
+            pipe, inputs = self._image_to_image(job, init_image)
+        else:
+            pipe, inputs = self._text_to_image(job)
 
         with torch.inference_mode():
             output = pipe(
@@ -217,10 +254,13 @@ class TorchBackend:
                 num_inference_steps=p.steps,
                 guidance_scale=p.guidance,
                 generator=torch.Generator(device="cpu").manual_seed(p.seed),
-                callback_on_step_end=step_end,
+                callback_on_step_end=progress(on_step, steps_run(p)),
                 **inputs,
             )
-        return Generated(image=output.images[0], sampler=sampler_name(job.scheduler, self._base_scheduler))
+        image = output.images[0]
+        if "mask_image" in inputs:
+            image = composite(image, inputs["image"], inputs["mask_image"])
+        return Generated(image=image, sampler=sampler_name(job.scheduler, self._base_scheduler))
 
     def generate_batch(self, jobs: list[GenerateJob], on_step: StepCallback) -> list[Generated]:
         """Compatible txt2img jobs (GenerateParams.batch_key) as one pipeline call, each with its own
@@ -231,10 +271,6 @@ class TorchBackend:
         pipe, inputs = self._text_to_image(first)
         p = first.params
 
-        def step_end(pipeline, step_index, timestep, callback_kwargs):
-            on_step(step_index + 1, pipeline.num_timesteps)
-            return callback_kwargs
-
         with torch.inference_mode():
             output = pipe(
                 prompt=[job.params.prompt for job in jobs],
@@ -242,13 +278,14 @@ class TorchBackend:
                 num_inference_steps=p.steps,
                 guidance_scale=p.guidance,
                 generator=[torch.Generator(device="cpu").manual_seed(job.params.seed) for job in jobs],
-                callback_on_step_end=step_end,
+                callback_on_step_end=progress(on_step, steps_run(p)),
                 **inputs,
             )
         sampler = sampler_name(first.scheduler, self._base_scheduler)
         return [Generated(image=image, sampler=sampler) for image in output.images]
 
     def _text_to_image(self, job: GenerateJob) -> tuple[Any, dict[str, Any]]:
+        self._refuse_unless_inpainting(job)
         if isinstance(self._pipe, IMAGE_ONLY_PIPELINES):
             raise JobError(
                 f"mode {job.mode.name!r} runs {type(self._pipe).__name__} (an SDXL refiner), which only refines "
@@ -258,6 +295,7 @@ class TorchBackend:
 
     def _image_to_image(self, job: GenerateJob, init_image: Image.Image) -> tuple[Any, dict[str, Any]]:
         """The img2img form of the loaded pipeline (sharing its modules) and the init image at the job's size."""
+        self._refuse_unless_inpainting(job)
         pipe = self._pipe
         if not isinstance(pipe, IMAGE_ONLY_PIPELINES):
             pipe = AutoPipelineForImage2Image.from_pipe(pipe)
@@ -265,8 +303,63 @@ class TorchBackend:
         image = init_image.convert("RGB").resize((job.params.width, job.params.height), Image.Resampling.LANCZOS)
         return pipe, {"image": image, "strength": job.params.strength}
 
+    def _inpaint(self, job: GenerateJob, init_image: Image.Image, mask: Image.Image) -> tuple[Any, dict[str, Any]]:
+        """The inpainting form of the loaded pipeline: the model's own for an inpainting model (9 input
+        channels), else diffusers' latent-blending inpainting on the regular UNet, sharing its modules."""
+        pipe = self._pipe
+        if not isinstance(pipe, INPAINT_PIPELINES):
+            pipe = AutoPipelineForInpainting.from_pipe(pipe)
+            pipe.set_progress_bar_config(disable=True)
+        size = (job.params.width, job.params.height)
+        image = init_image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        return pipe, {
+            "image": image,
+            "mask_image": prepare_mask(mask, size, job.params.mask_blur or 0),
+            "strength": job.params.strength,
+            "width": size[0],
+            "height": size[1],
+        }
+
+    def _control(self, job: GenerateJob, control_image: Image.Image) -> tuple[Any, dict[str, Any]]:
+        """The ControlNet form of the loaded pipeline (sharing its modules) with the job's ControlNet."""
+        self._refuse_unless_inpainting(job)
+        if isinstance(self._pipe, IMAGE_ONLY_PIPELINES):
+            raise JobError(f"mode {job.mode.name!r} runs an SDXL refiner, which has no ControlNet pipeline")
+        p = job.params
+        family = WIDTH_TO_FAMILY.get(self._pipe.unet.config.cross_attention_dim)
+
+        def reserve(size: int) -> None:
+            free = self._free_bytes(self._device_free(), self._cache.bytes)
+            if size > free:
+                self._refuse(job.mode, size, free)
+
+        log.info("job %s: ControlNet %r (%s)", job.job_id, p.controlnet, p.controlnet_path)
+        controlnet = self._controlnets.get(p.controlnet_path, self.dtype, self.device, family, reserve)
+        xl = isinstance(self._pipe, StableDiffusionXLPipeline)
+        pipe = (StableDiffusionXLControlNetPipeline if xl else StableDiffusionControlNetPipeline).from_pipe(
+            self._pipe, controlnet=controlnet
+        )
+        pipe.set_progress_bar_config(disable=True)
+        size = (p.width, p.height)
+        image = control_image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        return pipe, {
+            "image": canny(image) if p.preprocessor == "canny" else image,
+            "controlnet_conditioning_scale": p.controlnet_conditioning_scale,
+            "control_guidance_start": p.control_guidance_start,
+            "control_guidance_end": p.control_guidance_end,
+            "width": size[0],
+            "height": size[1],
+        }
+
+    def _refuse_unless_inpainting(self, job: GenerateJob) -> None:
+        if self._pipe.unet.config.in_channels == INPAINTING_CHANNELS:
+            raise JobError(
+                f"mode {job.mode.name!r} runs an inpainting model (9 input channels), which serves inpainting "
+                "jobs only: send init_image and mask_image (white = repaint)"
+            )
+
     def _used_bytes(self) -> int:
-        return self._model_bytes + sum(size for _, size in self._adapters.values())
+        return self._model_bytes + sum(size for _, size in self._adapters.values()) + self._controlnets.bytes
 
     def memory_report(self) -> dict[str, Any]:
         """Device figures and what this worker holds, for heartbeats and /api/vram."""
@@ -285,6 +378,7 @@ class TorchBackend:
                         {"adapter_name": name, "path": path, "bytes": size}
                         for name, (path, size) in self._adapters.items()
                     ],
+                    "controlnets": self._controlnets.report(),
                 }
             )
         return {
@@ -315,6 +409,30 @@ class TorchBackend:
 
     def _modes_of(self, model_path: str) -> list[str]:
         return sorted(name for name, path in list(self._mode_models.items()) if path == model_path)
+
+
+def steps_run(params: GenerateParams) -> int:
+    """The steps a job runs: all it asks for, or an image job's ``int(steps * strength)`` of them."""
+    return params.steps if params.strength is None else max(1, int(params.steps * params.strength))
+
+
+def progress(on_step: StepCallback, steps: int) -> Any:
+    """A ``callback_on_step_end`` reporting step i of the steps the job runs.
+
+    The pipeline calls it once per UNet evaluation, which is not always once per step:
+    PNDM's PLMS repeats its first step to start its multistep history (steps + 1
+    evaluations), and img2img runs only ``int(steps * strength)`` of the steps.  The total
+    is the steps the job runs (steps_run), the evaluations mapped onto them, so the
+    last evaluation alone reports the total.
+    """
+
+    def step_end(pipeline: Any, step_index: int, timestep: Any, callback_kwargs: dict) -> dict:
+        evaluations = pipeline.num_timesteps
+        total = min(evaluations, steps)
+        on_step(max(1, (step_index + 1) * total // evaluations), total)
+        return callback_kwargs
+
+    return step_end
 
 
 def _file_backed(pipe: Any) -> list[torch.Tensor]:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema, field_validator
 
+from api.control_fields import MAX_SCALE as MAX_CONTROL_SCALE
+from api.control_fields import parse_control
 from api.errors import ApiError
 from api.init_image import MAX_BYTES, MAX_PIXELS, MAX_SIDE, InitImage, parse_init_image
 from api.schemas.parsing import field_error, parse
@@ -28,23 +30,40 @@ MAX_STEPS = 150
 N_MAX = 10  # images per job, as OpenAI's Images API bounds n
 # img2img default: a light pass, as an SDXL refiner is used; raise it for stronger changes.
 DEFAULT_STRENGTH = 0.3
+# Inpainting defaults: repaint the masked area mostly anew (as A1111's 0.75), with a feathered seam.
+DEFAULT_INPAINT_STRENGTH = 0.75
+DEFAULT_MASK_BLUR = 4
+MAX_MASK_BLUR = 64
 DEFAULT_MAGNITUDE, DEFAULT_FORMAT, DEFAULT_QUALITY = 1, "png", 95
 FORMAT_ALIASES = {"jpg": "jpeg"}
 OutFormat = Literal["png", "jpeg"]
 
 
-def _init_image(value: Any) -> InitImage:
-    try:
-        return parse_init_image(value)
-    except ApiError as exc:
-        raise field_error(exc.message) from None
+def _image(field: str) -> Any:
+    """A validator decoding a base64 PNG field as init_image is (api/init_image.py), naming ``field``."""
+
+    def decode(value: Any) -> InitImage:
+        try:
+            return parse_init_image(value, field)
+        except ApiError as exc:
+            raise field_error(exc.message) from None
+
+    return decode
 
 
-InitImageField = Annotated[
-    InitImage,
-    PlainValidator(_init_image),
-    WithJsonSchema({"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png", "minLength": 1}),
-]
+def _image_field(field: str) -> Any:
+    return Annotated[
+        InitImage,
+        PlainValidator(_image(field)),
+        WithJsonSchema(
+            {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/png", "minLength": 1}
+        ),
+    ]
+
+
+InitImageField = _image_field("init_image")
+MaskImageField = _image_field("mask_image")
+ControlImageField = _image_field("control_image")
 
 
 def out_format(value: Any) -> Any:
@@ -147,14 +166,48 @@ class JobRequest(BaseModel):
         "It is resized to the job's `size` and denoised from `strength` of the way. Torch modes only. "
         "Stored under `inputs/<sha256>.png` (recorded in `params.init_image`), never sent through the broker.",
     )
+    mask_image: MaskImageField | None = Field(
+        None,
+        validate_default=True,
+        description="Inpainting: a PNG mask, white where `init_image` is repainted, checked as `init_image` is "
+        "and resized to the job's size. Needs `init_image`. A mode whose model is an inpainting model "
+        "(`inpainting: true` in `GET /api/modes`) takes inpainting jobs only.",
+    )
+    mask_blur: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_MASK_BLUR,
+        description=f"Inpainting only: the mask's feathering in pixels (default {DEFAULT_MASK_BLUR}).",
+    )
     strength: float | None = Field(
         None,
         ge=0.0,
         le=1.0,
         validate_default=True,
-        description=f"img2img only (400 without `init_image`): how far to move from the init image. "
-        f"Omitted: {DEFAULT_STRENGTH}. The worker runs `int(num_inference_steps * strength)` steps; "
-        "a value that makes that 0 is a 400.",
+        description=f"img2img and inpainting only (400 without `init_image`): how far to move from the init image. "
+        f"Omitted: {DEFAULT_STRENGTH} ({DEFAULT_INPAINT_STRENGTH} for inpainting). The worker runs "
+        "`int(num_inference_steps * strength)` steps; a value that makes that 0 is a 400.",
+    )
+    control_image: ControlImageField | None = Field(
+        None,
+        description="ControlNet: a PNG that steers the composition (edges, pose, depth…), checked as "
+        "`init_image` is. Text-to-image on torch modes that list ControlNets; the other ControlNet fields "
+        "need it.",
+    )
+    controlnet: str | None = Field(
+        None, min_length=1, description="Which of the mode's `controlnets` (default: its first)."
+    )
+    controlnet_conditioning_scale: float | None = Field(
+        None, ge=0.0, le=MAX_CONTROL_SCALE, description="How strongly it steers (default: the ControlNet's `scale`)."
+    )
+    control_guidance_start: float | None = Field(
+        None, ge=0.0, le=1.0, description="The fraction of the steps where it starts steering (default 0)."
+    )
+    control_guidance_end: float | None = Field(
+        None, ge=0.0, le=1.0, description="The fraction of the steps where it stops (default 1); above the start."
+    )
+    preprocessor: Literal["none", "canny"] | None = Field(
+        None, description="`canny`: the control image's edges are computed first (default `none`)."
     )
     superres: bool | None = Field(
         None,
@@ -247,6 +300,27 @@ class JobRequest(BaseModel):
             )
         return init
 
+    @field_validator("mask_image")
+    @classmethod
+    def _mask_fits(cls, mask: InitImage | None, info: ValidationInfo) -> InitImage | None:
+        """A mask needs an init image; an inpainting model's mode takes inpainting jobs only."""
+        mode = mode_of(info)
+        if mask is None and mode is not None and mode.inpainting:
+            raise field_error(
+                f"mode {mode.name!r} runs an inpainting model (9 input channels), which serves inpainting jobs "
+                "only: send init_image and mask_image (white = repaint)"
+            )
+        if mask is not None and info.data.get("init_image", mask) is None:
+            raise field_error("mask_image needs an init_image: the image whose white-masked area is repainted")
+        return mask
+
+    @field_validator("mask_blur")
+    @classmethod
+    def _blur_needs_mask(cls, blur: int | None, info: ValidationInfo) -> int | None:
+        if blur is not None and info.data.get("mask_image", True) is None:
+            raise field_error("mask_blur applies to inpainting only: send it with a mask_image")
+        return blur
+
     @field_validator("strength")
     @classmethod
     def _strength_denoises(cls, strength: float | None, info: ValidationInfo) -> float | None:
@@ -256,7 +330,8 @@ class JobRequest(BaseModel):
             if strength is not None:
                 raise field_error("strength applies to img2img only: send it with an init_image")
             return None
-        strength = DEFAULT_STRENGTH if strength is None else strength
+        default = DEFAULT_INPAINT_STRENGTH if info.data.get("mask_image") is not None else DEFAULT_STRENGTH
+        strength = default if strength is None else strength
         mode = mode_of(info)
         if mode is None or "num_inference_steps" not in info.data:
             return strength
@@ -312,7 +387,8 @@ def parse_job_request(body: Any, modes: ModesConfig) -> Generation:
     request = parse(JobRequest, body, modes)
     mode = modes.modes[request.mode or modes.default_mode]
     width, height = parse_size(request.size) if request.size else (mode.default_width, mode.default_height)
-    init = request.init_image
+    init, mask = request.init_image, request.mask_image
+    control, control_image = parse_control(request, mode, init)
     n = request.n or 1
     params = GenerateParams(
         prompt=request.prompt,
@@ -327,5 +403,9 @@ def parse_job_request(body: Any, modes: ModesConfig) -> Generation:
         priority=request.priority or 0,
         n=n,
         sampler=request.sampler,
+        mask_image=mask.key if mask else None,
+        mask_blur=(DEFAULT_MASK_BLUR if request.mask_blur is None else request.mask_blur) if mask else None,
+        **control,
     )
-    return Generation(mode, params, {init.key: init.data} if init else {}, request.superres_options())
+    uploads = {image.key: image.data for image in (init, mask, control_image) if image}
+    return Generation(mode, params, uploads, request.superres_options())

@@ -82,6 +82,14 @@ class GenerationParams(BaseModel):
     priority: int = Field(0, description="The job's priority (0 unless sent).")
     n: int = Field(1, ge=1, description="Images in the job, with seeds seed, seed+1, …")
     sampler: str | None = Field(None, description="The sampler asked for (our name), else null: the mode's.")
+    mask_image: str | None = Field(None, description="Inpainting: the object-store key of the mask, else null.")
+    mask_blur: int | None = Field(None, description="Inpainting: the mask's feathering in pixels, else null.")
+    control_image: str | None = Field(None, description="ControlNet: the object-store key of the control image.")
+    controlnet: str | None = Field(None, description="ControlNet: the mode's ControlNet that ran.")
+    controlnet_conditioning_scale: float | None = None
+    control_guidance_start: float | None = None
+    control_guidance_end: float | None = None
+    preprocessor: str | None = Field(None, description="ControlNet: `none` or `canny`.")
     superres: SuperResOptionsView | None = None
 
 

@@ -16,16 +16,18 @@ sdxl-refiner   1280   ``conditioner.embedders.0.`` only (OpenCLIP bigG)
 =============  =====  ==================================================
 
 A UNet whose first convolution takes 9 channels is an inpainting model.
-It imports neither torch nor diffusers: detection costs a few milliseconds.
+It imports neither torch nor diffusers, nor anything of workers/: the API reads it when it loads
+modes.yaml (whether a mode is an inpainting one), and detection costs a few milliseconds.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers import safetensors_header
+from modes import safetensors_header
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
@@ -36,6 +38,13 @@ _ATTN2_TO_K = re.compile(r"^model\.diffusion_model\..*\.attn2\.to_k\.weight$")
 
 WIDTH_TO_FAMILY = {768: "sd15", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
 FAMILIES = tuple(WIDTH_TO_FAMILY.values())
+# The UNet of an inpainting model takes the latents, the mask and the masked image's latents.
+INPAINTING_CHANNELS = 9
+INPAINTING_PIPELINES = {
+    "sd15": "StableDiffusionInpaintPipeline",
+    "sd2": "StableDiffusionInpaintPipeline",
+    "sdxl": "StableDiffusionXLInpaintPipeline",
+}
 
 
 class UnsupportedCheckpoint(ValueError):
@@ -76,10 +85,12 @@ def read_header(path: Path) -> Header:
 def detect_family(path: Path) -> Family:
     """The family of the single-file checkpoint at ``path``, or UnsupportedCheckpoint saying why not."""
     path = Path(path)
+    if path.suffix in safetensors_header.PICKLE_SUFFIXES:
+        raise UnsupportedCheckpoint(safetensors_header.pickle_message(path))
     if path.suffix != ".safetensors":
         raise UnsupportedCheckpoint(
-            f"{path}: only .safetensors single files are supported (a pickled .ckpt can run code when loaded); "
-            "convert it to .safetensors first"
+            f"{path}: only .safetensors single files are supported; pickled checkpoints are "
+            f"{safetensors_header.PICKLE_REFUSED}"
         )
     return family_from_shapes(read_header(path).shapes, str(path))
 
@@ -106,7 +117,22 @@ def family_from_shapes(shapes: dict[str, tuple[int, ...]], where: str = "checkpo
     if not any(key.startswith(VAE) for key in shapes):
         raise UnsupportedCheckpoint(f"{where}: a {name} checkpoint without its VAE (no {VAE}* keys)")
     conv_in = shapes.get(CONV_IN_KEY)
-    return Family(name=name, cross_attention_width=width, inpainting=bool(conv_in and conv_in[1] == 9))
+    return Family(
+        name=name, cross_attention_width=width, inpainting=bool(conv_in and conv_in[1] == INPAINTING_CHANNELS)
+    )
+
+
+def is_inpainting(path: Path) -> bool:
+    """Whether the model at ``path`` (a single file or a diffusers folder) is an inpainting model;
+    False when it cannot be read (the worker then says what is wrong with it)."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            config = json.loads((path / "unet" / "config.json").read_text())
+            return config.get("in_channels") == INPAINTING_CHANNELS
+        return path.is_file() and detect_family(path).inpainting
+    except (OSError, ValueError):
+        return False
 
 
 def _cross_attention_width(shapes: dict[str, tuple[int, ...]], where: str) -> int:
