@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, WithJsonSchema, field_validator
 
+from api.control_fields import FIELDS as CONTROL_FIELDS
 from api.control_fields import MAX_SCALE as MAX_CONTROL_SCALE
 from api.control_fields import parse_control
 from api.errors import ApiError
@@ -74,6 +75,24 @@ def out_format(value: Any) -> Any:
     return value
 
 
+# Field -> the field it applies with.
+NEEDS = {
+    "strength": "init_image",
+    "mask_image": "init_image",
+    "mask_blur": "mask_image",
+    **{field: "control_image" for field in CONTROL_FIELDS if field != "control_image"},
+}
+
+
+def _needs(field: str, other: str) -> dict[str, Any]:
+    """JSON Schema: ``field``, when set and not null, needs ``other`` set and not null."""
+    present = {"not": {"type": "null"}}
+    return {
+        "if": {"required": [field], "properties": {field: present}},
+        "then": {"required": [other], "properties": {other: present}},
+    }
+
+
 class JobRequest(BaseModel):
     """A generation request. Only `prompt` is required; omitted or null fields take the mode's defaults
     from modes.yaml (`default_size`, `default_steps`, `default_guidance`, `negative_prompt`).
@@ -83,9 +102,8 @@ class JobRequest(BaseModel):
         extra="forbid",
         strict=True,
         json_schema_extra={
-            # strength needs an init_image (the API answers 400 otherwise).
-            "if": {"required": ["strength"], "properties": {"strength": {"type": "number"}}},
-            "then": {"required": ["init_image"], "properties": {"init_image": {"type": "string"}}},
+            # A field that needs another (the API answers 400 otherwise), when it is not null.
+            "allOf": [_needs(field, other) for field, other in NEEDS.items()],
             "examples": [
                 {
                     "prompt": "a lighthouse at dusk, oil painting",
