@@ -6,11 +6,13 @@ import redis
 from celery import Celery
 from flask import Flask
 
-from api import auth, cancel, custom, jobs, legacy, metrics, modes, status, superres
+from api import auth, cancel, custom, events, joblist, jobs, legacy, metrics, modes, status, superres
 from api.errors import JSONProvider, register_error_handlers
 from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
 from api.services import Services
+from api.streams import EXTENSION as STREAMS_EXTENSION
+from api.streams import StreamHub, StreamSettings
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
 from config import Settings, SuperResSettings
 from jobs import logs
@@ -60,9 +62,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         limits=KeyLimits(client, limit_settings(settings)),
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
+    app.extensions[STREAMS_EXTENSION] = StreamHub(client, StreamSettings.from_env())
     register_error_handlers(app)
     auth.install(app)
     for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
+        app.register_blueprint(blueprint)
+    for blueprint in (joblist.bp, events.bp):
         app.register_blueprint(blueprint)
     logs.configure()
     return app
