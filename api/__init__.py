@@ -6,7 +6,7 @@ import redis
 from celery import Celery
 from flask import Flask
 
-from api import auth, cancel, custom, events, joblist, jobs, legacy, metrics, modes, status, superres
+from api import auth, cancel, custom, events, joblist, jobs, legacy, metrics, modes, page, status, superres
 from api.errors import JSONProvider, register_error_handlers
 from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.install(app)
     for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):
         app.register_blueprint(blueprint)
-    for blueprint in (joblist.bp, events.bp):
+    for blueprint in (joblist.bp, events.bp, page.bp):
         app.register_blueprint(blueprint)
     logs.configure()
     return app

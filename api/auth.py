@@ -15,7 +15,7 @@ from api.caller import Caller
 from api.errors import ApiError
 from api.services import services
 
-OPEN_ENDPOINTS = {"status.healthz", "static"}
+OPEN_ENDPOINTS = {"status.healthz", "static", "page.index"}  # the page asks for a key itself
 # Operators' endpoints: a user key gets 403.  The fleet views show hosts, PIDs, model paths and
 # the running jobs' IDs of every key, so a user gets no filtered view of them either.
 ADMIN_ENDPOINTS = {
