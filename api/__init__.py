@@ -12,8 +12,9 @@ from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
 from api.services import Services
 from api.streams import EXTENSION as STREAMS_EXTENSION
-from api.streams import StreamHub, StreamSettings
+from api.streams import StreamHub, StreamSettings, redis_connections
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
+from api.webhook_fields import EXTENSION as WEBHOOKS_EXTENSION
 from config import Settings, SuperResSettings
 from jobs import logs
 from jobs.producer import Producer
@@ -21,6 +22,7 @@ from jobs.records import JobRecords
 from modes.registry import ModesRegistry
 from modes.watch import reload_on_sighup, watch_file
 from storage import open_store
+from webhooks.policy import WebhookSettings
 
 
 def make_producer() -> Producer:
@@ -43,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     # Refused from the Content-Length alone, before the body is read; uploads set their own cap (api/uploads.py).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_json_bytes
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, max_connections=redis_connections())
     registry = ModesRegistry(client, settings.modes_file)
     reloaded = registry.reload()
     if reloaded.error and reloaded.version == 0:
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
     app.extensions[STREAMS_EXTENSION] = StreamHub(client, StreamSettings.from_env())
+    app.extensions[WEBHOOKS_EXTENSION] = WebhookSettings.from_env()
     register_error_handlers(app)
     auth.install(app)
     for blueprint in (jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp):

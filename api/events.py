@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, json, stream_with_context
 
 from api.jobs import load_record
@@ -99,7 +100,11 @@ def _stream(job_id: str, inbox: queue.SimpleQueue, keepalive: float) -> Iterator
             message = inbox.get(timeout=keepalive)
         except queue.Empty:
             # A message lost while the subscription reconnected shows in the record.
-            record = records.get(job_id)
+            try:
+                record = records.get(job_id)
+            except redis.RedisError:
+                yield ": keepalive\n\n"  # Redis busy or away: the stream waits on
+                continue
             if record is None:
                 return
             events = order.from_record(record)

@@ -12,6 +12,7 @@ from api.services import services
 from api.superres_fields import generation_options, split_generation_fields, sr_settings
 from api.validation import parse_generation
 from api.views import public_job
+from api.webhook_fields import parse_webhook
 from jobs.records import SUCCEEDED
 from storage import ObjectNotFound, Presigning
 
@@ -55,7 +56,7 @@ def submit_job():
     body, sr_fields = split_generation_fields(request.get_json(silent=True))
     mode, params, uploads = parse_generation(body, svc.modes)
     superres = generation_options(sr_fields, sr_settings(), params.width, params.height)
-    record = svc.submit_generation(mode, params, superres, uploads)
+    record = svc.submit_generation(mode, params, superres, uploads, parse_webhook(body))
     location = url_for("jobs.get_job", job_id=record["id"])
     return jsonify(public_job(record)), 202, {"Location": location}
 

@@ -32,6 +32,13 @@ EXTENSION = "dreamlab.streams"
 RECONNECT_DELAY = 1.0  # seconds between attempts while Redis is unreachable
 
 
+def redis_connections() -> int:
+    """Connections an API process's Redis pool may open: one per gunicorn thread (API_THREADS) and a
+    margin for the subscription and the modes watcher; redis-py's default of 100 fails requests
+    beyond it."""
+    return max(100, int(os.environ.get("API_THREADS") or 64) + 16)
+
+
 @dataclass(frozen=True)
 class StreamSettings:
     keepalive: float

@@ -25,6 +25,8 @@ FIELDS = (
     "seed",
     "init_image",
     "strength",
+    "webhook",  # these two: api/webhook_fields.py
+    "webhook_events_filter",
 )
 # img2img default: a light pass, as an SDXL refiner is used; raise it for stronger changes.
 DEFAULT_STRENGTH = 0.3
