@@ -16,7 +16,7 @@ from tests.processes import ROOT
 
 
 def dreamlab(base: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DREAMLAB_URL": base}
+    env = {**os.environ, "DREAMLAB_URL": base, "COLUMNS": "200"}  # rich wraps tables to the terminal's width
     env.pop("DREAMLAB_KEY", None)
     return subprocess.run(
         [sys.executable, "-m", "dreamlab_client", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240
@@ -78,3 +78,16 @@ def test_the_client_imports_neither_torch_nor_the_server():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_tables_print_for_people(api_stack):
+    job = requests.post(f"{api_stack.base}/api/jobs", json={"prompt": "a table row", "mode": "npu"}, timeout=30).json()
+    for args, shown in (
+        (["jobs", "list"], "a table row"),
+        (["jobs", "show", job["id"]], "queued"),
+        (["modes", "list"], "demo (default)"),
+        (["status"], "workers"),
+        (["jobs", "cancel", job["id"]], "canceled"),
+    ):
+        done = dreamlab(api_stack.base, *args)
+        assert done.returncode == 0 and shown in done.stdout, (args, done.stdout, done.stderr)
