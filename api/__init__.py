@@ -7,6 +7,7 @@ from celery import Celery
 from flask import Flask
 
 from api import auth, cancel, custom, events, joblist, jobs, legacy, metrics, modes, page, status, superres
+from api.compat import a1111, openai
 from api.errors import JSONProvider, register_error_handlers
 from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
@@ -72,5 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in (joblist.bp, events.bp, page.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(a1111.bp)
+    app.register_blueprint(openai.bp)
     logs.configure()
     return app

@@ -37,13 +37,21 @@ def _is_uuid(text: str) -> bool:
         return False
 
 
-def result_png(record: dict) -> bytes:
-    """The stored image (PNG, or JPEG after super-resolution) of a succeeded job, or a 410 when the store
-    no longer has it."""
+def result_png(record: dict, index: int = 0) -> bytes:
+    """The stored image ``index`` (PNG, or JPEG after super-resolution) of a succeeded job, or a 410 when
+    the store no longer has it."""
     try:
-        return services().store.get(record["result"]["key"])
+        return services().store.get(image_key(record, index))
     except ObjectNotFound:
         raise _gone(record["id"]) from None
+
+
+def image_key(record: dict, index: int) -> str:
+    """The object key of image ``index`` of a succeeded generation (jobs from before ``images`` have one)."""
+    images = record["result"].get("images") or [{"key": record["result"]["key"]}]
+    if not 0 <= index < len(images):
+        raise ApiError(404, f"job {record['id']} made {len(images)} image(s); index {index} is not one of them")
+    return images[index]["key"]
 
 
 def _gone(job_id: str) -> ApiError:
@@ -68,6 +76,16 @@ def get_job(job_id: str):
 
 @bp.get("/api/jobs/<job_id>/result")
 def job_result(job_id: str):
+    return _serve_image(job_id, 0)
+
+
+@bp.get("/api/jobs/<job_id>/images/<int:index>")
+def job_image(job_id: str, index: int):
+    """Image ``index`` (from 0) of a job of several images (``n``)."""
+    return _serve_image(job_id, index)
+
+
+def _serve_image(job_id: str, index: int) -> Response:
     record = load_record(job_id)
     if record["status"] != SUCCEEDED:
         raise ApiError(409, f"job {job_id} is {record['status']}, not succeeded; poll GET /api/jobs/{job_id}")
@@ -78,8 +96,8 @@ def job_result(job_id: str):
     svc = services()
     # STORE_SERVE=redirect sends the client to the store itself, sparing the API the bytes.
     if svc.settings.store_serve == "redirect" and isinstance(svc.store, Presigning):
-        key = record["result"]["key"]
+        key = image_key(record, index)
         if not svc.store.exists(key):
             raise _gone(job_id)
         return redirect(svc.store.presigned_url(key, svc.settings.s3_presign_seconds), 302)
-    return Response(result_png(record), mimetype=record["result"].get("content_type", "image/png"))
+    return Response(result_png(record, index), mimetype=record["result"].get("content_type", "image/png"))

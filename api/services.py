@@ -69,6 +69,8 @@ class Services:
     ) -> dict[str, Any]:
         """Record and enqueue a generation job (then SR, if asked), its uploads (object key -> PNG bytes)
         stored first, or raise ApiError having enqueued nothing."""
+        if superres and params.n > 1:
+            raise ApiError(400, "superres upscales a job of one image: send n=1 with superres", "n")
         job = GenerateJob(job_id=str(uuid.uuid4()), mode=resolve(mode), params=params, superres=superres)
         payload = job.to_dict()
         record_params = {**payload["params"], **({"superres": payload["superres"]} if superres else {})}

@@ -8,12 +8,14 @@ from typing import Any
 from api.errors import ApiError
 from api.init_image import InitImage, parse_init_image
 from jobs.messages import GenerateParams
+from jobs.samplers import EDGE_SAMPLERS, accepted_sampler_names, resolve_sampler
 from modes import Mode, ModesConfig, parse_size
-from modes.config import MAX_GUIDANCE
+from modes.config import EDGE_BACKENDS, LCM_MAX_STEPS, MAX_GUIDANCE
 
 SEED_MAX = 2**32 - 1
 PROMPT_MAX = 4000
 MAX_PRIORITY = 10
+N_MAX = 10  # images per job, as OpenAI's Images API bounds n
 FIELDS = (
     "priority",
     "mode",
@@ -25,6 +27,8 @@ FIELDS = (
     "seed",
     "init_image",
     "strength",
+    "n",
+    "sampler",
     "webhook",  # these two: api/webhook_fields.py
     "webhook_events_filter",
 )
@@ -46,7 +50,10 @@ def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParam
         raise ApiError(400, f"unknown field {unknown[0]!r}; accepted fields are {list(FIELDS)}", unknown[0])
     mode = _mode(body, modes)
     width, height = _size(body, mode)
-    steps = _integer(body, "num_inference_steps", mode.default_steps, 1, mode.max_steps)
+    sampler = _sampler(body, mode)
+    max_steps = min(mode.max_steps, LCM_MAX_STEPS) if (sampler or mode.scheduler) == "lcm" else mode.max_steps
+    steps = _integer(body, "num_inference_steps", mode.default_steps, 1, max_steps)
+    n = _integer(body, "n", 1, 1, N_MAX)
     init = None if body.get("init_image") is None else parse_init_image(body["init_image"])
     if init is not None and mode.backend != "torch":
         raise ApiError(
@@ -61,10 +68,12 @@ def parse_generation(body: Any, modes: ModesConfig) -> tuple[Mode, GenerateParam
         height=height,
         steps=steps,
         guidance=float(_number(body, "guidance_scale", mode.default_guidance, 0.0, MAX_GUIDANCE)),
-        seed=_seed(body),
+        seed=_seed(body, n),
         init_image=init.key if init else None,
         strength=_strength(body, init, steps),
         priority=_integer(body, "priority", 0, -MAX_PRIORITY, MAX_PRIORITY),
+        n=n,
+        sampler=sampler,
     )
     return mode, params, {init.key: init.data} if init else {}
 
@@ -145,11 +154,27 @@ def _number(body: dict[str, Any], field: str, default: float, low: float, high: 
     return value
 
 
-def _seed(body: dict[str, Any]) -> int:
-    """The requested seed, or a fresh random one recorded with the job so it can be replayed."""
+def _seed(body: dict[str, Any], n: int) -> int:
+    """The requested seed, or a fresh random one recorded with the job so it can be replayed; the job's
+    images take seed, seed + 1, ... so the last must still be a seed."""
     if body.get("seed") is None:
-        return secrets.randbelow(SEED_MAX + 1)
-    return _integer(body, "seed", 0, 0, SEED_MAX)
+        return secrets.randbelow(SEED_MAX + 2 - n)
+    return _integer(body, "seed", 0, 0, SEED_MAX + 1 - n)
+
+
+def _sampler(body: dict[str, Any], mode: Mode) -> str | None:
+    """The project name of the requested sampler (A1111 names accepted), or None for the mode's own."""
+    raw = body.get("sampler")
+    if raw is None:
+        return None
+    name = resolve_sampler(raw) if isinstance(raw, str) else None
+    if name is None:
+        raise ApiError(400, f"unknown sampler {raw!r}; accepted samplers are {accepted_sampler_names()}", "sampler")
+    if mode.backend in EDGE_BACKENDS and name not in EDGE_SAMPLERS:
+        raise ApiError(
+            400, f"mode {mode.name!r} runs on the {mode.backend} backend, whose pipeline runs LCM only", "sampler"
+        )
+    return name
 
 
 def _integer(body: dict[str, Any], field: str, default: int, low: int, high: int) -> int:

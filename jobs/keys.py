@@ -69,8 +69,12 @@ def summary_key(backend: str) -> str:
     return f"{PREFIX}:summary:{backend}"
 
 
-def result_object_key(job_id: str) -> str:
-    return f"jobs/{job_id}.png"
+def result_object_key(job_id: str, index: int = 0) -> str:
+    """Where image ``index`` of a generation job is stored (the first keeps the one-image name)."""
+    return f"jobs/{job_id}.png" if index == 0 else f"jobs/{job_id}-{index}.png"
+
+
+MODEL_HASHES = f"{PREFIX}:model_hashes"  # model path -> A1111's short hash, written by workers that ran it
 
 
 def input_object_key(sha256: str) -> str:

@@ -6,7 +6,7 @@ worker needs the model files but not the API's modes.yaml.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from jobs.superres import SuperResOptions
@@ -48,12 +48,17 @@ class GenerateParams:
     # Scheduling: a job with priority p goes before jobs of its mode submitted up to
     # p x PRIORITY_AGING seconds before it (jobs/records.py), so nothing waits forever.
     priority: int = 0
+    # Several images (A1111's batch_size x n_iter): image i has seed + i, so each one is reproduced alone.
+    n: int = 1
+    # A scheduler in place of the mode's (a project name, jobs/samplers.py); None runs the mode's own.
+    sampler: str | None = None
 
     def batch_key(self) -> tuple | None:
-        """Jobs with equal keys can run as one pipeline call (each with its own prompt and seed)."""
-        if self.init_image is not None:
+        """Jobs with equal keys can run as one pipeline call (each with its own prompt and seed); a job
+        of several images is a batch of its own (tasks/runner.py), so it takes no companions."""
+        if self.init_image is not None or self.n > 1:
             return None
-        return (self.width, self.height, self.steps, self.guidance, self.negative_prompt)
+        return (self.width, self.height, self.steps, self.guidance, self.negative_prompt, self.sampler)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,16 @@ class GenerateJob:
     mode: ResolvedMode
     params: GenerateParams
     superres: SuperResOptions | None = None  # post-generation super-resolution, run on an SR worker
+
+    @property
+    def scheduler(self) -> str:
+        """The scheduler this job runs: its own sampler, else its mode's."""
+        return self.params.sampler or self.mode.scheduler
+
+    def images(self) -> list[GenerateJob]:
+        """One single-image job per image of this job, with seeds seed, seed + 1, ..."""
+        p = self.params
+        return [replace(self, params=replace(p, seed=p.seed + i, n=1)) for i in range(p.n)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -60,18 +60,22 @@ def admitted(client: redis.Redis, kind: str, mode: str, accepted: bool) -> None:
     count(client, "jobs_admitted" if accepted else "jobs_refused", kind, mode)
 
 
-def ended(client: redis.Redis, job_id: str, status: str) -> dict[str, Any]:
+# What ``ended`` reads of a record; the terminal write (jobs/records.py) returns the same fields.
+ENDED_FIELDS = ("kind", "mode", "worker", "created_at", "started_at", "finished_at", "result")
+
+
+def ended(client: redis.Redis, job_id: str, status: str, fields: list[bytes | None] | None = None) -> dict[str, Any]:
     """Count a job that has just ended ``status`` and time its wait and run; returns what was recorded.
 
-    Reads the record's kind, mode and times (one round trip), writes the figures in one
-    pipeline and logs the transition in one line.  Figures are best effort: a Redis error
-    here is logged, never raised, so it cannot fail a job that has already ended.
+    ``fields`` are the record's ENDED_FIELDS when the caller has them already, else they are read
+    (one round trip). The figures go in one pipeline, and the transition is logged in one line.
+    Figures are best effort: a Redis error here is logged, never raised, so it cannot fail a job
+    that has already ended.
     """
-    fields = ("kind", "mode", "worker", "created_at", "started_at", "finished_at", "result")
     try:
-        kind, mode, worker, created, started, finished, result = (
-            (value.decode() if value else "") for value in client.hmget(job_key(job_id), *fields)
-        )
+        if fields is None:
+            fields = client.hmget(job_key(job_id), *ENDED_FIELDS)
+        kind, mode, worker, created, started, finished, result = (value.decode() if value else "" for value in fields)
         times = durations(created, started, finished)
         pipe = client.pipeline(transaction=False)
         pipe.hincrby(METRICS_KEY, counter_field("jobs_ended", kind, mode, status), 1)

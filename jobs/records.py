@@ -81,7 +81,8 @@ if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 2 end
 return 1
 """
 
-# The lease holder's terminal write; it gives the lease up (and leaves the running index) in the same step.
+# The lease holder's terminal write; it gives the lease up (and leaves the running index) in the same step,
+# and answers the record's fields named after ARGV[7] (metrics.ENDED_FIELDS), or 0 when it wrote nothing.
 _FINISH = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -92,7 +93,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], ARGV[4], 
 redis.call('HINCRBY', KEYS[1], 'completions', 1)
 redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
-return 1
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 8))
 """
 
 # The lease holder moves the job on to its next stage: the stage's message is pushed as the lease is given up.
@@ -359,12 +360,13 @@ class JobRecords:
     def _end(self, job_id: str, token: str, status: str, field: str, value: dict[str, Any]) -> bool:
         done = self._finish(
             keys=[job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX],
-            args=[token, status, now_iso(), field, json.dumps(value), self._ttl, job_id],
+            args=[token, status, now_iso(), field, json.dumps(value), self._ttl, job_id, *metrics.ENDED_FIELDS],
         )
-        if done:
-            metrics.ended(self._redis, job_id, status)
-            events.publish(self._redis, job_id, status)
-        return bool(done)
+        if not done:
+            return False
+        metrics.ended(self._redis, job_id, status, done)
+        events.publish(self._redis, job_id, status)
+        return True
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
         """Block until the job ends or ``timeout`` seconds pass; return its record."""

@@ -16,6 +16,7 @@ SUPERRES_KIND = "superres"
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg"}
 MAX_MAGNITUDE = 3
+UPSCALER = "Sub-Pixel CNN"  # the upscaler's name in infotexts and A1111's upscaler listing
 
 
 def upload_key(job_id: str) -> str:

@@ -18,7 +18,7 @@ BACKENDS = ("torch", "onnx", "rknn")
 # Backends that run the numpy LCM pipeline (workers/edge/); rknn graphs are converted for one size.
 EDGE_BACKENDS = ("onnx", "rknn")
 FIXED_SIZE_BACKENDS = ("rknn",)
-SCHEDULERS = ("default", "lcm", "euler", "euler_a", "dpmpp_2m", "ddim")
+SCHEDULERS = ("default", "lcm", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim")
 MAX_STEPS = 150
 # LCMScheduler refuses more steps than its original 50-step schedule.
 LCM_MAX_STEPS = 50

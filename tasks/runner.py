@@ -13,8 +13,9 @@ from typing import Any
 import redis
 from PIL import Image
 
-from jobs.keys import result_object_key, waiting_key
+from jobs.keys import MODEL_HASHES, result_object_key, waiting_key
 from jobs.messages import CustomJob, GenerateJob, SwitchJob
+from jobs.model_hash import model_hash, prefetch
 from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
 from storage import ObjectStore
@@ -22,7 +23,7 @@ from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporte
 from tasks.lease import Lease, hold_message
 from tasks.superres_handoff import hand_off
 from tasks.turns import ModeJob, Turns
-from workers import Backend, Generated
+from workers import Backend, Generated, StepCallback
 from workers.custom_handlers import HANDLERS, HandlerContext
 from workers.errors import JobError
 from workers.png import a1111_parameters, encode_png
@@ -108,6 +109,7 @@ class JobRunner:
         return load
 
     def _generation(self, lead: GenerateJob, lease: Lease, worker: str, waiting: str) -> str:
+        prefetch(lead.mode.model_path)  # for the infotext's Model hash, beside the pipeline
         members = [(lead, lease), *self._claim_companions(lead, worker, waiting)]
         if len(members) > 1:
             return self._run_batch(members, worker)
@@ -229,7 +231,7 @@ class JobRunner:
                 if job.job_id in stopped:
                     end_canceled(self.records, lease, stopped[job.job_id])
                     continue
-                self._succeed(lease, {**self._store(job, generated), "run_seconds": seconds, "batch": len(members)})
+                self._succeed(lease, {**self._store(job, [generated]), "run_seconds": seconds, "batch": len(members)})
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
             return "succeeded"
 
@@ -261,19 +263,49 @@ class JobRunner:
 
     def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
         on_step = step_reporter(self.records, job.job_id, lease.token)
-        return self._store(job, self.backend.generate(job, on_step=on_step, **self._inputs(job)))
+        inputs = self._inputs(job)
+        if job.params.n == 1:
+            return self._store(job, [self.backend.generate(job, on_step=on_step, **inputs)])
+        return self._store(job, self._generate_images(job, on_step, inputs))
 
-    def _store(self, job: GenerateJob, generated: Generated) -> dict[str, Any]:
-        """Write the job's PNG to the store; the result fields of its record."""
-        key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id)
-        self.store.put(key, encode_png(generated.image, a1111_parameters(job, generated.sampler)), "image/png")
+    def _generate_images(self, job: GenerateJob, on_step: StepCallback, inputs: dict[str, Any]) -> list[Generated]:
+        """The images of a job of several: txt2img in pipeline calls of up to BATCH_MAX images, img2img one
+        at a time; progress counts the steps of every call."""
+        images = job.images()
+        size = max(1, self.turns.batch_max) if job.params.init_image is None else 1
+        chunks = [images[i : i + size] for i in range(0, len(images), size)]
+        made: list[Generated] = []
+        for index, chunk in enumerate(chunks):
+
+            def report(done: int, total: int, index: int = index) -> None:
+                on_step(index * total + done, len(chunks) * total)
+
+            if len(chunk) == 1:
+                made.append(self.backend.generate(chunk[0], on_step=report, **inputs))
+            else:
+                made.extend(self.backend.generate_batch(chunk, report))
+        return made
+
+    def _store(self, job: GenerateJob, generated: list[Generated]) -> dict[str, Any]:
+        """Write the job's PNGs to the store; the result fields of its record (the first image's at the top)."""
+        images = []
+        for index, (single, made) in enumerate(zip(job.images(), generated, strict=True)):
+            key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id, index)
+            self.store.put(key, encode_png(made.image, a1111_parameters(single, made.sampler)), "image/png")
+            images.append({"key": key, "seed": single.params.seed})
+        first = generated[0]
+        short_hash = model_hash(job.mode.model_path)
+        if short_hash:  # for the API's listings (/sdapi/v1/sd-models), which cannot read the model files
+            self.redis.hset(MODEL_HASHES, job.mode.model_path, short_hash)
         return {
-            "key": key,
+            "key": images[0]["key"],
             "seed": job.params.seed,
             "mode": job.mode.name,
-            "width": generated.image.width,
-            "height": generated.image.height,
-            "sampler": generated.sampler,
+            "width": first.image.width,
+            "height": first.image.height,
+            "sampler": first.sampler,
+            "images": images,
+            "model_hash": short_hash,
         }
 
     def _inputs(self, job: GenerateJob) -> dict[str, Any]:

@@ -8,6 +8,7 @@ carries on.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -18,11 +19,13 @@ from PIL import Image
 
 from config import SuperResSettings
 from jobs.images import ImageRejected, decode
+from jobs.infotext import PARAMETERS, read_parameters
 from jobs.records import CLAIMED, GONE, JobRecords
-from jobs.superres import FORMATS, SuperResJob, output_key, pixel_limit_message
+from jobs.superres import FORMATS, UPSCALER, SuperResJob, output_key, pixel_limit_message
 from storage import ObjectNotFound, ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease
+from workers.png import postprocess_parameters
 from workers.superres.encode import encode, png_text
 from workers.superres.engine import SuperResEngine
 from workers.superres.pipeline import upscale
@@ -98,7 +101,7 @@ class SuperResRunner:
             data, image = self._input(job)
             on_pass = step_reporter(self.records, job_id, lease.token, unit="pass")
             out = upscale(image, self.engine, options.magnitude, on_pass=on_pass)
-            text = png_text(data) if data.startswith(PNG_SIGNATURE) else None
+            text = _infotext(data, self.engine.scale**options.magnitude, UPSCALER)
             key = output_key(job_id, options.out_format)
             self.store.put(key, encode(out, options.out_format, options.quality, text), FORMATS[options.out_format])
         except JobCanceled as exc:
@@ -154,4 +157,13 @@ class SuperResRunner:
             return {**common, **details}
         base = job.base_result
         total = round(base.get("run_seconds", 0) + seconds, 4)
-        return {**base, **common, "run_seconds": total, "superres": details}
+        images = [{**image, "key": key} for image in base.get("images", [])]  # one: SR takes a job of one image
+        return {**base, **common, "run_seconds": total, "superres": details, **({"images": images} if images else {})}
+
+
+def _infotext(data: bytes, scale: int, upscaler: str) -> dict[str, str]:
+    """The input's PNG text chunks, its infotext saying the upscale as A1111's extras do."""
+    text = png_text(data) if data.startswith(PNG_SIGNATURE) else {}
+    with Image.open(io.BytesIO(data)) as source:
+        parameters = read_parameters(source)
+    return {**text, PARAMETERS: postprocess_parameters(parameters, scale, upscaler)}

@@ -184,22 +184,15 @@ class Stack:
         wait_for(registered, 240, "the worker's heartbeat")
         return process
 
-    def start_api(self, extra_env: dict[str, str] | None = None) -> str:
+    def spawn_api(self, bind: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+        """The API under gunicorn as ``make run`` starts it, listening on ``bind`` (host:port)."""
+        argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", bind]  # gthread, API_THREADS: gunicorn.conf.py
+        return self.spawn("api", [*argv, "api:create_app()"], extra_env)
+
+    def start_api(self, extra_env: dict[str, str] | None = None, host: str = "127.0.0.1") -> str:
+        """Start the API on ``host`` and a free port; its loopback URL once /healthz answers."""
         port = free_port()
-        process = self.spawn(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "2",
-                "-b",
-                f"127.0.0.1:{port}",
-                "api:create_app()",
-            ],
-            extra_env,
-        )
+        process = self.spawn_api(f"{host}:{port}", extra_env)
         base = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 
@@ -12,7 +13,7 @@ import requests
 from PIL import Image
 
 from tests.client import poll, result_bytes, submit
-from tests.conftest import TEST_MODES
+from tests.conftest import MODEL_ROOT, TEST_MODES, TINY
 
 
 def test_submit_poll_and_fetch_png_of_requested_size(api_stack):
@@ -32,8 +33,11 @@ def test_submit_poll_and_fetch_png_of_requested_size(api_stack):
     }
     image = Image.open(io.BytesIO(result_bytes(api_stack.base, job["id"])))
     assert image.format == "PNG" and image.size == (64, 128)
+    weights = MODEL_ROOT / TINY / "unet" / "diffusion_pytorch_model.safetensors"
+    short_hash = hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
     assert image.text["parameters"] == (
-        "a lighthouse\nNegative prompt: \nSteps: 4, Sampler: LCM, CFG scale: 1.0, Seed: 7, Size: 64x128, Model: demo"
+        f"a lighthouse\nSteps: 4, Sampler: LCM, CFG scale: 1.0, Seed: 7, Size: 64x128, Model hash: {short_hash}, "
+        "Model: demo"
     )
 
 

@@ -39,7 +39,7 @@ def spec_operations() -> list[tuple[str, str]]:
     paths = yaml.safe_load(SPEC.read_text())["paths"]
     job = str(uuid.uuid4())
     return [
-        (method, path.replace("{job_id}", job))
+        (method, path.replace("{job_id}", job).replace("{index}", "1"))
         for path, item in paths.items()
         for method in item
         if method != "parameters"

@@ -14,6 +14,7 @@ import requests
 from celery import Celery
 from PIL import Image
 
+from jobs.infotext import read_parameters
 from jobs.records import JobRecords
 from jobs.superres import SUPERRES_QUEUE, SUPERRES_TASK, SuperResJob, SuperResOptions, upload_key
 from tests.client import poll, submit
@@ -109,6 +110,7 @@ def test_async_superres_is_a_job_like_generation(sr_stack):
     fetched = requests.get(f"{sr_stack.base}/api/jobs/{job['id']}/result", timeout=10)
     assert fetched.headers["Content-Type"] == "image/jpeg"
     assert image_of(fetched).size == (150, 120)
+    assert read_parameters(image_of(fetched)) == "Postprocess upscale by: 3, Postprocess upscaler: Sub-Pixel CNN"
 
 
 def test_generate_with_superres_upscales_on_the_sr_worker(sr_stack):
@@ -120,6 +122,7 @@ def test_generate_with_superres_upscales_on_the_sr_worker(sr_stack):
     out = image_of(response)
     assert out.size == (192, 192) and out.format == "PNG"
     assert "Seed: 11" in out.text["parameters"], "the A1111 parameters survive the upscale"
+    assert out.text["parameters"].endswith(", Postprocess upscale by: 3, Postprocess upscaler: Sub-Pixel CNN")
     record = requests.get(f"{sr_stack.base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
     assert record["kind"] == "generate" and record["params"]["superres"]["magnitude"] == 1
     assert record["result"]["superres"]["input_width"] == 64 and record["result"]["sampler"] == "LCM"

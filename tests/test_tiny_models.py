@@ -56,6 +56,11 @@ SCHEDULER_NAMES = {
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
         "DPM++ 2M",
     ),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+        "DPM++ 2M Karras",
+    ),
     "ddim": ("DDIMScheduler", {}, "DDIM"),
 }
 

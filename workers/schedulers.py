@@ -1,16 +1,12 @@
-"""Scheduler names used in modes.yaml, mapped to diffusers classes and A1111 sampler names."""
+"""Scheduler names used in modes.yaml and job requests, mapped to diffusers classes and A1111 sampler names."""
 
 from __future__ import annotations
 
 from typing import Any
 
-SAMPLER_NAMES = {
-    "lcm": "LCM",
-    "euler": "Euler",
-    "euler_a": "Euler a",
-    "dpmpp_2m": "DPM++ 2M",
-    "ddim": "DDIM",
-}
+from jobs.samplers import A1111_NAMES
+
+SAMPLER_NAMES = A1111_NAMES
 
 
 def make_scheduler(name: str, base: Any) -> Any:
@@ -24,6 +20,10 @@ def make_scheduler(name: str, base: Any) -> Any:
         "euler": (diffusers.EulerDiscreteScheduler, {}),
         "euler_a": (diffusers.EulerAncestralDiscreteScheduler, {}),
         "dpmpp_2m": (diffusers.DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
+        "dpmpp_2m_karras": (
+            diffusers.DPMSolverMultistepScheduler,
+            {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True},
+        ),
         "ddim": (diffusers.DDIMScheduler, {}),
     }
     cls, overrides = classes[name]

@@ -202,7 +202,7 @@ class TorchBackend:
 
     def generate(self, job: GenerateJob, on_step: StepCallback, init_image: Image.Image | None = None) -> Generated:
         self.prepare(job.mode, job.job_id)
-        self._pipe.scheduler = make_scheduler(job.mode.scheduler, self._base_scheduler)
+        self._pipe.scheduler = make_scheduler(job.scheduler, self._base_scheduler)
         p = job.params
         pipe, inputs = self._text_to_image(job) if init_image is None else self._image_to_image(job, init_image)
 
@@ -220,14 +220,14 @@ class TorchBackend:
                 callback_on_step_end=step_end,
                 **inputs,
             )
-        return Generated(image=output.images[0], sampler=sampler_name(job.mode.scheduler, self._base_scheduler))
+        return Generated(image=output.images[0], sampler=sampler_name(job.scheduler, self._base_scheduler))
 
     def generate_batch(self, jobs: list[GenerateJob], on_step: StepCallback) -> list[Generated]:
         """Compatible txt2img jobs (GenerateParams.batch_key) as one pipeline call, each with its own
         prompt and seed: a generator per image, so each image starts from the same noise as alone."""
         first = jobs[0]
         self.prepare(first.mode, first.job_id)
-        self._pipe.scheduler = make_scheduler(first.mode.scheduler, self._base_scheduler)
+        self._pipe.scheduler = make_scheduler(first.scheduler, self._base_scheduler)
         pipe, inputs = self._text_to_image(first)
         p = first.params
 
@@ -245,7 +245,7 @@ class TorchBackend:
                 callback_on_step_end=step_end,
                 **inputs,
             )
-        sampler = sampler_name(first.mode.scheduler, self._base_scheduler)
+        sampler = sampler_name(first.scheduler, self._base_scheduler)
         return [Generated(image=image, sampler=sampler) for image in output.images]
 
     def _text_to_image(self, job: GenerateJob) -> tuple[Any, dict[str, Any]]:

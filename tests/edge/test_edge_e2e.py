@@ -84,9 +84,20 @@ def test_onnx_and_rknn_jobs_give_the_torch_backends_image(edge_stack, tiny_lcm_m
         assert record["progress"] == {"step": 4, "total": 4}
         assert (record["result"]["width"], record["result"]["height"], record["result"]["sampler"]) == (64, 64, "LCM")
         image = png(edge_stack, record["id"])
-        assert "Sampler: LCM, CFG scale: 2.0, Seed: 5, Size: 64x64, Model: " + mode in image.text["parameters"]
+        assert "Sampler: LCM, CFG scale: 2.0, Seed: 5, Size: 64x64, " in image.text["parameters"]
+        assert image.text["parameters"].endswith(f"Model: {mode}")
         difference = np.abs(np.asarray(image).astype(int) - reference)
         assert difference.max() <= 1 and difference.mean() < 0.05, (mode, difference.max(), difference.mean())
+
+
+def test_an_edge_job_of_two_images_runs_them_one_by_one_with_seeds_in_a_row(edge_stack):
+    record = run(edge_stack, mode="cpu", n=2, **JOB)
+    assert record["status"] == "succeeded", record
+    assert [image["seed"] for image in record["result"]["images"]] == [JOB["seed"], JOB["seed"] + 1]
+    assert record["progress"] == {"step": 8, "total": 8}, "progress counts both images' steps"
+    alone = run(edge_stack, mode="cpu", **{**JOB, "seed": JOB["seed"] + 1})
+    second = requests.get(edge_stack.base + record["result"]["images"][1]["url"], timeout=30).content
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(second))), np.asarray(png(edge_stack, alone["id"])))
 
 
 def test_an_rknn_mode_takes_only_its_converted_size(edge_stack):

@@ -1,4 +1,5 @@
-"""Encode an upscaled picture as PNG (text chunks such as A1111 ``parameters`` kept) or JPEG."""
+"""Encode an upscaled picture as PNG (text chunks such as A1111 ``parameters`` kept) or JPEG (the
+``parameters`` in its EXIF UserComment)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import io
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from jobs.infotext import PARAMETERS, jpeg_exif
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 
@@ -19,7 +22,9 @@ def encode(image: Image.Image, out_format: str, quality: int, text: dict[str, st
             info.add_text(key, value)
         image.save(buffer, format="PNG", pnginfo=info)
     elif out_format == "jpeg":
-        _flatten(image).save(buffer, format="JPEG", quality=quality)
+        parameters = (text or {}).get(PARAMETERS)
+        exif = jpeg_exif(parameters).tobytes() if parameters else b""
+        _flatten(image).save(buffer, format="JPEG", quality=quality, exif=exif)
     else:
         raise ValueError(f"out_format {out_format!r} is not one of {sorted(CONTENT_TYPES)}")
     return buffer.getvalue()

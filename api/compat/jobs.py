@@ -1,0 +1,77 @@
+"""The job path as the compatible APIs use it: submit a native request body, wait, read the images."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from flask import current_app
+
+from api.caller import owner_name
+from api.errors import ApiError
+from api.init_image import MAX_BYTES, MAX_PIXELS, PNG_SIGNATURE
+from api.jobs import result_png
+from api.services import services
+from api.validation import parse_generation
+from api.waiting import wait_for_success
+from jobs.images import ImageRejected, decode
+from jobs.keys import PREFIX
+
+
+def latest_key(owner: str) -> str:
+    """The caller's latest compatible job: what A1111's ``progress`` and ``interrupt`` act on."""
+    return f"{PREFIX}:compat:latest:{owner}"
+
+
+def submit(body: dict[str, Any], ignored: list[str] | None = None) -> dict[str, Any]:
+    """Validate and queue ``body`` (a ``POST /api/jobs`` body) exactly as the native route does; the record."""
+    svc = services()
+    mode, params, uploads = parse_generation(body, svc.modes)
+    record = svc.submit_generation(mode, params, None, uploads)
+    svc.redis.set(latest_key(owner_name()), record["id"], ex=svc.settings.job_ttl)
+    if ignored:
+        current_app.logger.info("job %s: ignored fields the service does not use: %s", record["id"], ignored)
+    return record
+
+
+def wait(job_id: str) -> dict[str, Any]:
+    """The succeeded record, waiting as ``POST /generate`` does (DEFAULT_TIMEOUT, then 504 with Location)."""
+    svc = services()
+    return wait_for_success(svc, job_id, svc.settings.default_timeout, "DEFAULT_TIMEOUT")
+
+
+def images(record: dict[str, Any]) -> list[bytes]:
+    """Every image of a succeeded generation, in seed order."""
+    count = len(record["result"].get("images") or [None])
+    return [result_png(record, index) for index in range(count)]
+
+
+def latest_job() -> dict[str, Any] | None:
+    """The record of the caller's latest compatible job, None when it has none (or it expired)."""
+    svc = services()
+    job_id = svc.redis.get(latest_key(owner_name()))
+    return svc.records.get(job_id.decode()) if job_id else None
+
+
+def renamed(error: ApiError, names: dict[str, str]) -> ApiError:
+    """``error`` speaking the client's field names (``names``: native -> theirs)."""
+    message, field = error.message, error.field
+    for native, theirs in names.items():
+        message = message.replace(native, theirs)
+    return ApiError(error.status, message, names.get(field, field) if field else None, error.headers)
+
+
+def png_base64(data: bytes, field: str) -> str:
+    """An uploaded image as the native ``init_image`` (base64 PNG): a PNG as sent, JPEG or WebP converted."""
+    if len(data) > MAX_BYTES:
+        raise ApiError(413, f"{field} is larger than {MAX_BYTES // (1024 * 1024)} MiB", field)
+    if not data.startswith(PNG_SIGNATURE):
+        try:
+            image = decode(data, MAX_PIXELS)
+        except ImageRejected as exc:
+            raise ApiError(400, f"{field}: {exc}", field) from None
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = buffer.getvalue()
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,275 @@
+"""The real clients against a running stack: webuiapi on /sdapi/v1 (and the OpenAI SDK on /v1)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import threading
+
+import openai
+import pytest
+import requests
+import webuiapi
+from PIL import Image
+from sd_parsers import ParserManager
+from sd_parsers.data import Generators
+
+from jobs.infotext import read_parameters
+from tests.client import poll
+from tests.conftest import MODEL_ROOT, TINY
+from tests.processes import Stack, stack_env, start_redis, wait_for
+from tests.sr_helpers import start_superres_worker
+
+
+@pytest.fixture(scope="module")
+def compat_stack(tmp_path_factory, modes_file):
+    """A generation worker, a superres worker and the API on their own Redis."""
+    tmp = tmp_path_factory.mktemp("compat-stack")
+    server = start_redis(tmp / "redis")
+    (tmp / "logs").mkdir()
+    stack = Stack(stack_env(server.url, modes_file, tmp / "store"), tmp / "logs")
+    try:
+        stack.start_worker()
+        start_superres_worker(stack)
+        stack.base = stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
+        server.stop()
+
+
+@pytest.fixture
+def webui(compat_stack):
+    api = webuiapi.WebUIApi(baseurl=f"{compat_stack.base}/sdapi/v1", sampler="Euler a", steps=3)
+    api.util_set_model("demo")
+    return api
+
+
+def picture(width: int = 64, height: int = 64) -> Image.Image:
+    return Image.new("RGB", (width, height), (200, 120, 40))
+
+
+def test_txt2img_makes_the_batch_asked_for(webui):
+    result = webui.txt2img(prompt="a small cat", seed=5, width=64, height=48, batch_size=2, n_iter=2, cfg_scale=2.0)
+    assert len(result.images) == 4 and all(image.size == (64, 48) for image in result.images)
+    assert result.info["all_seeds"] == [5, 6, 7, 8] and result.info["seed"] == 5
+    assert result.info["sampler_name"] == "Euler a" and result.info["sd_model_name"] == "demo"
+    assert result.info["steps"] == 3 and result.info["cfg_scale"] == 2.0
+    for image, seed, text in zip(result.images, result.info["all_seeds"], result.info["infotexts"], strict=True):
+        assert image.info["parameters"] == text and f"Seed: {seed}," in text and "Sampler: Euler a," in text
+    assert f"Model hash: {result.info['sd_model_hash']}," in result.info["infotexts"][0]
+
+    read = ParserManager().parse(result.images[1])  # an independent reader of A1111's infotext
+    assert read.generator == Generators.AUTOMATIC1111 and read.full_prompt == "a small cat"
+    sampler = read.samplers[0]
+    assert sampler.name == "Euler a" and sampler.parameters["seed"] == "6" and sampler.parameters["steps"] == "3"
+    assert read.metadata["Size"] == "64x48" and sampler.model.name == "demo"
+    weights = MODEL_ROOT / TINY / "unet" / "diffusion_pytorch_model.safetensors"
+    assert sampler.model.hash == hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
+
+
+def test_img2img_starts_from_the_image(webui):
+    result = webui.img2img(
+        images=[picture(64, 64)], prompt="a boat", seed=3, denoising_strength=0.6, width=64, height=64
+    )
+    assert len(result.images) == 1 and result.images[0].size == (64, 64)
+    assert result.info["all_seeds"] == [3] and result.info["denoising_strength"] == 0.6
+    assert "Denoising strength: 0.6" in result.info["infotexts"][0]
+
+
+def test_a_model_switch_through_options_takes_effect(webui, compat_stack):
+    names = webui.util_get_model_names()
+    slow = next(name for name in names if name.split(" [")[0] == "slow")
+    webui.util_set_model(slow)
+    assert webui.get_options()["sd_model_checkpoint"].split(" [")[0] == "slow"
+    assert webui.util_get_current_model().split(" [")[0] == "slow"
+    result = webui.txt2img(prompt="switched", seed=1, width=64, height=64, steps=2)
+    assert result.info["sd_model_name"] == "slow"
+    response = requests.post(f"{compat_stack.base}/sdapi/v1/options", json={"sd_model_checkpoint": "demo"}, timeout=30)
+    switch = poll(compat_stack.base, response.headers["X-Job-Id"])
+    assert switch["kind"] == "switch" and switch["mode"] == "demo" and switch["status"] == "succeeded"
+    webui.set_options({"sd_model_checkpoint": "demo", "CLIP_stop_at_last_layers": 1})
+    assert webui.txt2img(prompt="back", seed=1, width=64, height=64).info["sd_model_name"] == "demo"
+
+
+def test_extra_single_image_upscales_by_passes(webui):
+    result = webui.extra_single_image(picture(20, 10), upscaling_resize=3)
+    assert result.images[0].size == (60, 30)
+    assert result.images[0].info["parameters"] == "Postprocess upscale by: 3, Postprocess upscaler: Sub-Pixel CNN"
+
+
+def test_every_compatible_job_is_a_job_on_the_native_path(compat_stack):
+    base = compat_stack.base
+    body = {
+        "prompt": "a kite",
+        "seed": 9,
+        "width": 64,
+        "height": 64,
+        "steps": 2,
+        "sampler_name": "DPM++ 2M",
+        "scheduler": "Karras",
+        "restore_faces": True,
+        "tiling": True,
+    }
+    response = requests.post(f"{base}/sdapi/v1/txt2img", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    record = requests.get(f"{base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
+    assert record["kind"] == "generate" and record["status"] == "succeeded"
+    assert record["params"]["sampler"] == "dpmpp_2m_karras" and record["params"]["seed"] == 9
+    image = Image.open(io.BytesIO(base64.b64decode(response.json()["images"][0])))
+    assert "Sampler: DPM++ 2M Karras," in image.text["parameters"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "words"),
+    [
+        (
+            "txt2img",
+            {"alwayson_scripts": {"ControlNet": {"args": [{"model": "canny"}]}}},
+            "alwayson_scripts",
+            "ControlNet",
+        ),
+        ("txt2img", {"enable_hr": True}, "enable_hr", "hires fix"),
+        ("txt2img", {"sampler_name": "Heun"}, "sampler_name", "'DPM++ 2M Karras'"),
+        ("txt2img", {"steps": 0}, "steps", "steps"),
+        ("txt2img", {"override_settings": {"sd_model_checkpoint": "nope"}}, "sd_model_checkpoint", "'demo"),
+        ("img2img", {"init_images": ["x"], "mask": "y"}, "mask", "inpainting not available yet"),
+    ],
+)
+def test_what_the_service_cannot_honour_is_a_400_that_says_so(compat_stack, path, body, field, words):
+    response = requests.post(f"{compat_stack.base}/sdapi/v1/{path}", json={"prompt": "p", **body}, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and words in error["message"], error
+
+
+def test_interrupt_cancels_the_callers_running_job(compat_stack):
+    base = compat_stack.base
+    answer: dict = {}
+    body = {
+        "prompt": "long",
+        "seed": 1,
+        "width": 64,
+        "height": 64,
+        "steps": 150,
+        "override_settings": {"sd_model_checkpoint": "slow"},
+    }
+
+    def call() -> None:
+        answer["response"] = requests.post(f"{base}/sdapi/v1/txt2img", json=body, timeout=300)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+
+    def sampling() -> bool:
+        state = requests.get(f"{base}/sdapi/v1/progress", timeout=10).json()
+        return state["state"]["job_count"] == 1 and state["progress"] > 0
+
+    wait_for(sampling, 120, "the txt2img job sampling")
+    assert requests.post(f"{base}/sdapi/v1/interrupt", timeout=10).status_code == 200
+    caller.join(timeout=120)
+    response = answer["response"]
+    assert response.status_code == 409 and "canceled" in response.json()["error"]["message"]
+    record = requests.get(f"{base}/api/jobs/{response.headers['X-Job-Id']}", timeout=10).json()
+    assert record["status"] == "canceled"
+    assert requests.get(f"{base}/sdapi/v1/progress", timeout=10).json()["state"]["job_count"] == 0
+
+
+def test_listings(compat_stack):
+    base = compat_stack.base
+    samplers = [s["name"] for s in requests.get(f"{base}/sdapi/v1/samplers", timeout=10).json()]
+    assert {"Euler a", "DPM++ 2M Karras", "LCM"} <= set(samplers)
+    upscalers = [u["name"] for u in requests.get(f"{base}/sdapi/v1/upscalers", timeout=10).json()]
+    assert upscalers == ["None", "Sub-Pixel CNN"]
+    loras = {lora["name"] for lora in requests.get(f"{base}/sdapi/v1/loras", timeout=10).json()}
+    assert len(loras) == 2
+
+
+@pytest.fixture
+def oai(compat_stack):
+    return openai.OpenAI(base_url=f"{compat_stack.base}/v1", api_key="sk-anything", max_retries=0, timeout=300)
+
+
+def decoded(b64: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def test_openai_generate_makes_n_images_of_the_size(oai):
+    result = oai.images.generate(model="demo", prompt="a lamp", n=2, size="64x48", response_format="b64_json")
+    images = [decoded(item.b64_json) for item in result.data]
+    assert [image.size for image in images] == [(64, 48), (64, 48)]
+    seeds = [int(re.search(r"Seed: (\d+),", image.text["parameters"]).group(1)) for image in images]
+    assert seeds[1] == seeds[0] + 1
+    assert result.created > 0 and result.size == "64x48"
+
+
+def test_openai_url_answers_point_at_the_job(oai, compat_stack):
+    raw = oai.images.with_raw_response.generate(prompt="a road", response_format="url")
+    result = raw.parse()
+    record = requests.get(f"{compat_stack.base}/api/jobs/{raw.headers['X-Job-Id']}", timeout=10).json()
+    assert record["mode"] == "demo", "no model: the default mode"
+    assert result.data[0].url == f"{compat_stack.base}/api/jobs/{record['id']}/result"
+    assert Image.open(io.BytesIO(requests.get(result.data[0].url, timeout=10).content)).size == (64, 64)
+
+
+def test_openai_jpeg_output_keeps_the_infotext(oai):
+    result = oai.images.generate(model="demo", prompt="a jar", size="64x64", output_format="jpeg")
+    image = decoded(result.data[0].b64_json)
+    assert image.format == "JPEG" and "Model: demo" in read_parameters(image)
+
+
+def test_openai_models_are_the_modes(oai):
+    ids = {model.id for model in oai.models.list()}
+    assert {"demo", "slow", "styled"} <= ids
+
+
+def test_openai_edit_is_img2img(oai):
+    buffer = io.BytesIO()
+    picture(80, 80).save(buffer, format="JPEG")
+    result = oai.images.edit(
+        model="demo", image=("in.jpg", buffer.getvalue(), "image/jpeg"), prompt="paint it", size="64x64"
+    )
+    image = decoded(result.data[0].b64_json)
+    assert image.size == (64, 64) and "Denoising strength: 0.3" in image.text["parameters"]
+
+
+def test_openai_errors_take_openais_shape(oai):
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai.images.generate(model="dall-e-3", prompt="x")
+    assert missing.value.code == "model_not_found" and missing.value.param == "model"
+    with pytest.raises(openai.BadRequestError) as bad:
+        oai.images.generate(model="demo", prompt="x", n=11)
+    assert bad.value.param == "n" and bad.value.type == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as masked:
+        oai.images.edit(image=("a.png", b"\x89PNG", "image/png"), mask=("m.png", b"\x89PNG", "image/png"), prompt="x")
+    assert masked.value.param == "mask" and "inpainting not available yet" in masked.value.message
+
+
+def test_openai_keys_are_checked_under_auth_keys(make_stack):
+    from tests.test_keys import create_key
+
+    stack = make_stack(AUTH="keys")
+    base = stack.start_api()
+    key = create_key(stack.env, "user", "sdk")
+    with pytest.raises(openai.AuthenticationError) as refused:
+        openai.OpenAI(base_url=f"{base}/v1", api_key="dl_wrong", max_retries=0).models.list()
+    assert refused.value.code == "invalid_api_key"
+    assert "demo" in {model.id for model in openai.OpenAI(base_url=f"{base}/v1", api_key=key).models.list()}
+
+
+def test_compatible_calls_wait_like_generate_and_are_admitted_like_any_job(make_stack):
+    """No worker: the first call's job stays queued (504 after DEFAULT_TIMEOUT, naming it); QUEUE_MAX=1 then
+    refuses the next, in each API's own shape."""
+    stack = make_stack(DEFAULT_TIMEOUT="0.5", QUEUE_MAX="1")
+    base = stack.start_api()
+    waited = requests.post(f"{base}/sdapi/v1/txt2img", json={"prompt": "p", "width": 64, "height": 64}, timeout=30)
+    assert waited.status_code == 504, waited.text
+    assert waited.headers["Location"] == f"/api/jobs/{waited.headers['X-Job-Id']}"
+    assert requests.get(base + waited.headers["Location"], timeout=10).json()["status"] == "queued"
+    full = requests.post(f"{base}/sdapi/v1/txt2img", json={"prompt": "p"}, timeout=30)
+    assert full.status_code == 429 and "QUEUE_MAX=1" in full.json()["error"]["message"]
+    with pytest.raises(openai.RateLimitError) as limited:
+        openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0).images.generate(prompt="p")
+    assert limited.value.code == "rate_limit_exceeded"
