@@ -9,6 +9,7 @@ from api.services import services
 from api.superres_fields import generation_options, split_generation_fields, sr_settings
 from api.validation import parse_generation
 from api.waiting import wait_for_success
+from api.webhook_fields import parse_webhook
 
 bp = Blueprint("legacy", __name__)
 
@@ -20,7 +21,7 @@ def generate():
     body, sr_fields = split_generation_fields(request.get_json(silent=True))
     mode, params, uploads = parse_generation(body, svc.modes)
     superres = generation_options(sr_fields, sr, params.width, params.height)
-    job_id = svc.submit_generation(mode, params, superres, uploads)["id"]
+    job_id = svc.submit_generation(mode, params, superres, uploads, parse_webhook(body))["id"]
     timeout = svc.settings.default_timeout + (sr.request_timeout if superres else 0)
     setting = "DEFAULT_TIMEOUT + SR_REQUEST_TIMEOUT" if superres else "DEFAULT_TIMEOUT"
     record = wait_for_success(svc, job_id, timeout, setting)
