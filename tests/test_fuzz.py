@@ -20,7 +20,15 @@ SPEC_PATH = "/api/openapi.yaml"
 EXAMPLES_PER_OPERATION = 120
 MIN_CASES = 1000
 # The synchronous routes answer 504 with the job's location when it does not end in DEFAULT_TIMEOUT.
-SYNCHRONOUS = {"/generate", "/superres"}
+SYNCHRONOUS = {
+    "/generate",
+    "/superres",
+    "/sdapi/v1/txt2img",
+    "/sdapi/v1/img2img",
+    "/sdapi/v1/extra-single-image",
+    "/v1/images/generations",
+    "/v1/images/edits",
+}
 # Not checked: that every schema-valid request is accepted. JSON Schema cannot say "a decodable PNG"
 # or "a mode this fleet serves", so the API refuses some schema-valid requests with a 400 that names
 # the field, as it should. The reverse is checked: a request the schema refuses is refused.
