@@ -105,6 +105,10 @@ def test_a_disallowed_destination_is_400_at_submit(hook_stack):
         answer = requests.post(f"{hook_stack.base}/api/jobs", json={"prompt": "x", "webhook": url}, timeout=30)
         assert answer.status_code == 400, (url, answer.text)
         assert answer.json()["error"]["field"] == "webhook"
+    synchronous = requests.post(
+        f"{hook_stack.base}/generate", json={"prompt": "x", "webhook": "http://10.1.2.3/"}, timeout=30
+    )
+    assert synchronous.status_code == 400 and synchronous.json()["error"]["field"] == "webhook"
     bad_filter = {"prompt": "x", "webhook": "http://127.0.0.1:9/h", "webhook_events_filter": ["output"]}
     assert requests.post(f"{hook_stack.base}/api/jobs", json=bad_filter, timeout=30).status_code == 400
     assert requests.get(f"{hook_stack.base}/api/jobs", timeout=30).json()["jobs"] == before  # nothing accepted
