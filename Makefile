@@ -14,7 +14,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[worker,onnx,sr,sr-train,flower,s3,run,dev]'
+	$(PY) -m pip install -q -e '.[worker,onnx,sr,sr-train,flower,s3,run,cli,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,5 +1,9 @@
 """gunicorn's settings for the API, read from the working directory: the access log on (stdout),
-both logs in LOG_FORMAT's format, and no open API beyond loopback (api/exposure.py)."""
+both logs in LOG_FORMAT's format, no open API beyond loopback (api/exposure.py), and gthread workers.
+
+gthread, because an event stream (GET /api/jobs/<id>/events) holds a thread for as long as it
+lasts: API_THREADS threads per process, of which at most SSE_MAX_STREAMS serve streams, so the
+rest keep answering ordinary requests (docs/benchmarks.md, bench/streams.py)."""
 
 import os
 
@@ -7,6 +11,8 @@ from api import exposure
 
 accesslog = "-"
 logger_class = "api.gunicorn_logger.Logger"
+worker_class = "gthread"
+threads = int(os.environ.get("API_THREADS") or 64)
 
 
 def on_starting(server) -> None:

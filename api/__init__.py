@@ -6,13 +6,16 @@ import redis
 from celery import Celery
 from flask import Blueprint, Flask
 
-from api import auth, cancel, custom, docs, jobs, legacy, metrics, modes, status, superres
+from api import auth, cancel, custom, docs, events, joblist, jobs, legacy, metrics, modes, page, status, superres
 from api.compat import a1111, openai
 from api.errors import JSONProvider, register_error_handlers
 from api.keystore import KeyStore
 from api.limits import KeyLimits, LimitSettings
 from api.services import Services
+from api.streams import EXTENSION as STREAMS_EXTENSION
+from api.streams import StreamHub, StreamSettings, redis_connections
 from api.superres_fields import EXTENSION as SUPERRES_EXTENSION
+from api.webhook_fields import EXTENSION as WEBHOOKS_EXTENSION
 from config import Settings, SuperResSettings
 from jobs import logs
 from jobs.producer import Producer
@@ -20,6 +23,7 @@ from jobs.records import JobRecords
 from modes.registry import ModesRegistry
 from modes.watch import reload_on_sighup, watch_file
 from storage import open_store
+from webhooks.policy import WebhookSettings
 
 
 def make_producer() -> Producer:
@@ -33,6 +37,7 @@ def blueprints() -> tuple[Blueprint, ...]:
     """Every route of the API; each view has its schema in the OpenAPI document (api/openapi.py)."""
     return (
         *(jobs.bp, cancel.bp, legacy.bp, modes.bp, status.bp, custom.bp, superres.bp, metrics.bp, docs.bp),
+        *(joblist.bp, events.bp, page.bp),
         *(a1111.bp, openai.bp),
     )
 
@@ -50,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     # Refused from the Content-Length alone, before the body is read; uploads set their own cap (api/uploads.py).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_json_bytes
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, max_connections=redis_connections())
     registry = ModesRegistry(client, settings.modes_file)
     reloaded = registry.reload()
     if reloaded.error and reloaded.version == 0:
@@ -69,6 +74,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         limits=KeyLimits(client, limit_settings(settings)),
     )
     app.extensions[SUPERRES_EXTENSION] = SuperResSettings.from_env()
+    app.extensions[STREAMS_EXTENSION] = StreamHub(client, StreamSettings.from_env())
+    app.extensions[WEBHOOKS_EXTENSION] = WebhookSettings.from_env()
     register_error_handlers(app)
     auth.install(app)
     for blueprint in blueprints():

@@ -23,6 +23,7 @@ OPEN_ENDPOINTS = {
     "docs.openapi_yaml",
     "docs.docs_page",
     "docs.docs_asset",
+    "page.index",  # the web page asks for a key itself
 }
 # Operators' endpoints: a user key gets 403.  The fleet views show hosts, PIDs, model paths and
 # the running jobs' IDs of every key, so a user gets no filtered view of them either.

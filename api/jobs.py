@@ -15,6 +15,7 @@ from api.schemas.responses import Job
 from api.services import services
 from api.superres_fields import generation_options, sr_settings
 from api.views import public_job
+from api.webhook_fields import parse_webhook
 from jobs.records import SUCCEEDED
 from storage import ObjectNotFound, Presigning
 
@@ -82,10 +83,11 @@ JOB_NOT_FOUND = "No such job: the ID is not a UUID, never existed, its record ex
 def submit_job():
     """Queue a generation job; validated against its mode, nothing is queued unless the answer is 202."""
     svc = services()
-    generation = parse_job_request(request.get_json(silent=True), svc.modes)
+    body = request.get_json(silent=True)
+    generation = parse_job_request(body, svc.modes)
     params = generation.params
     superres = generation_options(generation.superres, sr_settings(), params.width, params.height)
-    record = svc.submit_generation(generation.mode, params, superres, generation.uploads)
+    record = svc.submit_generation(generation.mode, params, superres, generation.uploads, parse_webhook(body))
     location = url_for("jobs.get_job", job_id=record["id"])
     return jsonify(public_job(record)), 202, {"Location": location}
 

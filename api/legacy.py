@@ -11,6 +11,7 @@ from api.schemas.generation import parse_job_request
 from api.services import services
 from api.superres_fields import generation_options, sr_settings
 from api.waiting import wait_for_success
+from api.webhook_fields import parse_webhook
 
 bp = Blueprint("legacy", __name__)
 
@@ -34,10 +35,11 @@ def generate():
     """Generate an image in one blocking call: a job like any other, submitted then waited for."""
     svc = services()
     sr = sr_settings()
-    generation = parse_job_request(request.get_json(silent=True), svc.modes)
+    body = request.get_json(silent=True)
+    generation = parse_job_request(body, svc.modes)
     params = generation.params
     superres = generation_options(generation.superres, sr, params.width, params.height)
-    job_id = svc.submit_generation(generation.mode, params, superres, generation.uploads)["id"]
+    job_id = svc.submit_generation(generation.mode, params, superres, generation.uploads, parse_webhook(body))["id"]
     timeout = svc.settings.default_timeout + (sr.request_timeout if superres else 0)
     setting = "DEFAULT_TIMEOUT + SR_REQUEST_TIMEOUT" if superres else "DEFAULT_TIMEOUT"
     record = wait_for_success(svc, job_id, timeout, setting)

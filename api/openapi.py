@@ -104,11 +104,13 @@ def documented(
     errors: dict[int, str] | None = None,
     json: type[BaseModel] | None = None,
     form: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
     media: dict[int, tuple[str, ...]] | None = None,
     needs_key: bool = True,
     error_model: type[BaseModel] = ErrorBody,
 ) -> Callable[[Callable], Callable]:
-    """Put a view in the OpenAPI document: its body model (``json`` or a multipart ``form``), its answers
+    """Put a view in the OpenAPI document: its body model (``json`` or a multipart ``form``), its ``query``
+    parameters, its answers
     (``ok``: status -> (model or None, description); ``errors``: status -> description, body ErrorBody),
     and ``media`` for answers that are not JSON; ``error_model`` for routes that speak another API's
     error shape (OpenAI's).  Validation stays in the view."""
@@ -122,6 +124,7 @@ def documented(
         validate = spec.validate(
             json=json,
             form=form,
+            query=query,
             resp=Response(**codes),
             tags=list(tags),
             operation_id=view.__name__,

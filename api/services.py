@@ -13,7 +13,9 @@ from api.caller import owner_name
 from api.errors import ApiError
 from api.keystore import KeyStore
 from api.limits import KeyLimits
+from api.webhook_fields import Webhook
 from config import Settings
+from jobs import webhooks
 from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, SwitchJob
 from jobs.producer import Producer
@@ -67,6 +69,7 @@ class Services:
         params: GenerateParams,
         superres: SuperResOptions | None = None,
         uploads: dict[str, bytes] | None = None,
+        webhook: Webhook | None = None,
     ) -> dict[str, Any]:
         """Record and enqueue a generation job (then SR, if asked), its uploads (object key -> PNG bytes)
         stored first, or raise ApiError having enqueued nothing."""
@@ -77,7 +80,7 @@ class Services:
         shown = {k: v for k, v in payload["params"].items() if k not in PRIVATE_PARAMS}
         record_params = {**shown, **({"superres": payload["superres"]} if superres else {})}
         return self._submit(
-            job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads, params.priority
+            job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads, params.priority, webhook
         )
 
     def submit_switch(self, mode: Mode) -> dict[str, Any]:
@@ -101,6 +104,7 @@ class Services:
         params: dict,
         uploads: dict[str, bytes] | None = None,
         priority: int = 0,
+        webhook: Webhook | None = None,
     ) -> dict[str, Any]:
         """Store the job's uploads, then record and enqueue it in one atomic step (a mode's job joins its
         waiting set in the same step)."""
@@ -115,6 +119,8 @@ class Services:
         message = self.producer.message(task, payload, queue, job_id)
         name = mode.name if mode else ""
         owner = owner_name()
+        if webhook:  # before the job is admitted: its first event may come at once
+            webhooks.register(self.redis, job_id, webhook.url, webhook.events, self.settings.job_ttl)
         with self.limits.job_place(owner, job_id):
             record, depth = self.records.create(
                 job_id, kind, name, params, [], self.settings.queue_max, turn, message, counted=True, owner=owner

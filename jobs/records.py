@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from jobs import metrics
+from jobs import events, index, metrics
 from jobs.keys import QUEUED_COUNT, RUNNING_INDEX, done_key, job_key, lease_key
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
@@ -239,11 +239,20 @@ class JobRecords:
         flag = "1" if counted else "0"
         depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, flag, *fields]))
         metrics.admitted(self._redis, kind, mode, depth < 0)
+        if depth < 0:
+            index.add(self._redis, job_id, owner, self._ttl)
         return (record if depth < 0 else None), depth
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         raw = self._redis.hgetall(job_key(job_id))
         return _decode(raw) if raw else None
+
+    def get_many(self, job_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The records of ``job_ids`` in one round trip, None for those that expired."""
+        pipe = self._redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(job_key(job_id))
+        return [_decode(raw) if raw else None for raw in pipe.execute()]
 
     def claim(
         self, job_id: str, token: str, worker: str, lease_ttl: float, waiting: str | None = None, stage: str = ""
@@ -255,21 +264,27 @@ class JobRecords:
         its stage, already ended), GONE (its record expired) or HELD (another worker
         holds the lease).
         """
-        return int(
+        code = int(
             self._claim(
                 keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX, QUEUED_COUNT],
                 args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage],
             )
         )
+        if code == CLAIMED:
+            events.publish(self._redis, job_id, RUNNING)
+        return code
 
     def progress(self, job_id: str, token: str, step: int, total: int) -> int:
         """Record step ``step`` of ``total``; returns STEP_CANCELED when a cancel was requested."""
-        return int(
+        code = int(
             self._progress(
                 keys=[job_key(job_id), lease_key(job_id)],
                 args=[token, json.dumps({"step": step, "total": total})],
             )
         )
+        if code:
+            events.publish(self._redis, job_id, "progress", step=step, total=total)
+        return code
 
     def succeed(self, job_id: str, token: str, result: dict[str, Any]) -> bool:
         return self._end(job_id, token, SUCCEEDED, "result", result)
@@ -306,6 +321,7 @@ class JobRecords:
         )
         if code == CANCELED_NOW:
             metrics.ended(self._redis, job_id, CANCELED)
+            events.publish(self._redis, job_id, CANCELED)
         return code
 
     def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
@@ -324,12 +340,15 @@ class JobRecords:
         its ``waiting`` set at its old rank and push ``message`` for it, in one atomic step.
         False when it needs no requeue: someone holds it, or it ended or moved on (it then
         leaves the running index)."""
-        return bool(
+        requeued = bool(
             self._requeue(
                 keys=[job_key(job_id), lease_key(job_id), waiting, RUNNING_INDEX, message.queue, QUEUED_COUNT],
                 args=[job_id, message.envelope],
             )
         )
+        if requeued:
+            events.publish(self._redis, job_id, QUEUED, requeued=True)
+        return requeued
 
     def running(self, claimed_before: float) -> list[str]:
         """Turn jobs claimed before ``claimed_before`` (epoch seconds) and not yet ended or handed on."""
@@ -346,6 +365,7 @@ class JobRecords:
         if not done:
             return False
         metrics.ended(self._redis, job_id, status, done)
+        events.publish(self._redis, job_id, status)
         return True
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:

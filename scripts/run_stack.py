@@ -82,6 +82,8 @@ def programs(env: dict[str, str], commands: dict[str, str], local_broker: bool) 
     names = ["web", "worker", "flower"]
     if env.get("SR_ENABLED", "1").strip().lower() not in ("0", "false", "no", "off"):
         names.insert(2, "superres")
+    if env.get("WEBHOOK_SECRET"):  # the sender refuses to start without it
+        names.insert(-1, "webhooks")
     chosen = [Program(name, commands[name]) for name in names]
     if local_broker:
         chosen.insert(0, Program("broker", commands["broker"], tier=0, ready_port=int(env["REDIS_PORT"])))

@@ -186,7 +186,7 @@ class Stack:
 
     def spawn_api(self, bind: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         """The API under gunicorn as ``make run`` starts it, listening on ``bind`` (host:port)."""
-        argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "2", "-b", bind]
+        argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", bind]  # gthread, API_THREADS: gunicorn.conf.py
         return self.spawn("api", [*argv, "api:create_app()"], extra_env)
 
     def start_api(self, extra_env: dict[str, str] | None = None, host: str = "127.0.0.1") -> str:

@@ -59,7 +59,7 @@ def test_without_a_valid_key_every_endpoint_but_healthz_is_401(make_stack):
     operations = spec_operations()
     assert len(operations) >= 15
     open_paths = {path for _, path, needs_key in operations if not needs_key}
-    assert open_paths == {"/healthz", "/api/openapi.json", "/api/openapi.yaml", "/docs", "/docs/swagger-ui.css"}
+    assert open_paths == {"/healthz", "/", "/api/openapi.json", "/api/openapi.yaml", "/docs", "/docs/swagger-ui.css"}
     for method, path, needs_key in operations:
         for headers in ({}, bearer("dl_not-a-key")):
             response = requests.request(method, f"{base}{path}", headers=headers, json={}, timeout=30)

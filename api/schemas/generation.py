@@ -38,6 +38,7 @@ MAX_MASK_BLUR = 64
 DEFAULT_MAGNITUDE, DEFAULT_FORMAT, DEFAULT_QUALITY = 1, "png", 95
 FORMAT_ALIASES = {"jpg": "jpeg"}
 OutFormat = Literal["png", "jpeg"]
+WebhookEvent = Literal["start", "progress", "completed"]
 
 
 def _image(field: str) -> Any:
@@ -80,6 +81,7 @@ NEEDS = {
     "strength": "init_image",
     "mask_image": "init_image",
     "mask_blur": "mask_image",
+    "webhook_events_filter": "webhook",
     **{field: "control_image" for field in CONTROL_FIELDS if field != "control_image"},
 }
 
@@ -226,6 +228,20 @@ class JobRequest(BaseModel):
     )
     preprocessor: Literal["none", "canny"] | None = Field(
         None, description="`canny`: the control image's edges are computed first (default `none`)."
+    )
+    webhook: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="A URL told of the job's events (POST of the job as `GET /api/jobs/{job_id}` shows it, "
+        "signed with `WEBHOOK_SECRET`). Private and loopback hosts are refused unless `WEBHOOK_ALLOW` lists "
+        "them. 400 when webhooks are off (no `WEBHOOK_SECRET`).",
+    )
+    webhook_events_filter: list[WebhookEvent] | None = Field(
+        None,
+        min_length=1,
+        description="Which events to send (default all): `start`, `progress` (throttled), `completed` "
+        "(retried until delivered or `WEBHOOK_DEADLINE`). Needs `webhook`.",
     )
     superres: bool | None = Field(
         None,

@@ -1,0 +1,3 @@
+from dreamlab_client.cli import main
+
+main()
