@@ -133,8 +133,8 @@ def test_a_controlnet_of_another_family_is_refused_at_reload(tmp_path, family_mo
         ("plain", {}, "controlnet", "has no ControlNet"),
         ("control", {"controlnet": "other"}, "controlnet", "'other' is not one of mode 'control'"),
         ("control", {"control_guidance_start": 0.6, "control_guidance_end": 0.5}, "control_guidance_start", "below"),
-        ("control", {"preprocessor": "depth"}, "preprocessor", "one of \\['none', 'canny'\\]"),
-        ("control", {"controlnet_conditioning_scale": 3}, "controlnet_conditioning_scale", "between 0 and 2"),
+        ("control", {"preprocessor": "depth"}, "preprocessor", "'none' or 'canny'"),
+        ("control", {"controlnet_conditioning_scale": 3}, "controlnet_conditioning_scale", "between 0.0 and 2.0"),
         ("control", {"init_image": "IMAGE"}, "control_image", "without init_image"),
     ],
 )

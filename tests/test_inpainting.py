@@ -124,7 +124,7 @@ def test_inpainting_through_the_api(api_stack):
 @pytest.mark.parametrize(
     ("extra", "field", "message"),
     [
-        ({"mask_image": "MASK"}, "init_image", "mask_image needs an init_image"),
+        ({"mask_image": "MASK"}, "mask_image", "mask_image needs an init_image"),
         ({"mask_blur": 3}, "mask_blur", "mask_blur applies to inpainting only"),
         ({"init_image": "INIT", "mask_image": "MASK", "mask_blur": 65}, "mask_blur", "between 0 and 64"),
         ({"init_image": "INIT", "mask_image": "not png"}, "mask_image", "mask_image is not valid base64"),
