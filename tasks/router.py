@@ -11,8 +11,9 @@ other worker took it since it looked, so two idle workers do not chase the same
 backlog.  It also follows the modes config as it is reloaded: a removed mode's
 server chooses again.  A mode whose files this host lacks (modes/roots.py) is never
 chosen: its backlog stays in the summary for the workers that have them, and a worker
-whose mode's files went missing leaves it.  Which modes those are is worked out once
-per config version, on the host's own disk, never per tick.
+whose mode's files went missing leaves it.  Which modes those are is worked out on the
+host's own disk when the config version changes and again every MISSING_RECHECK seconds
+(files copied in later are found), never per tick.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from tasks.celery_app import app
 from tasks.router_policy import Backlog, RouterPolicy, WorkerView
 from tasks.serving import ANY, ServingTable
 
+# Seconds between looks at the disk for the modes' files (a config change looks at once).
+MISSING_RECHECK = 10.0
 log = logging.getLogger(__name__)
 LEASE_MS = 10_000  # a dead worker stops counting as a server after this long (as its heartbeat)
 
@@ -83,6 +86,7 @@ class Router:
         self._modes_version = 0
         self._written: tuple[str, str, float] = ("", "", 0.0)  # the entry last written: mode, state, when
         self._missing_version = -1
+        self._missing_checked = 0.0  # time.monotonic() of the last look at the disk
         self.missing: dict[str, str] = {}  # mode -> why this host cannot run it
         self.serving: str | None = None
 
@@ -97,11 +101,20 @@ class Router:
         config = self._registry.current()
         self._modes_version = self._registry.version
         mine = [m for m in config.modes.values() if m.backend == self.serves]
-        if self._roots is not None and self._missing_version != self._modes_version:
-            self.missing, self._missing_version = self._roots.lacking(mine), self._modes_version
-            for mode, why in self.missing.items():
-                log.warning("router: %s will not serve mode %s: %s", self._name, mode, why)
+        if self._roots is not None and self._missing_due():
+            missing = self._roots.lacking(mine)
+            for mode, why in missing.items():
+                if mode not in self.missing:
+                    log.warning("router: %s will not serve mode %s: %s", self._name, mode, why)
+            for mode in self.missing.keys() - missing.keys():
+                log.info("router: %s has mode %s's files now", self._name, mode)
+            self.missing, self._missing_version = missing, self._modes_version
+            self._missing_checked = time.monotonic()
         return [m.name for m in mine]
+
+    def _missing_due(self) -> bool:
+        stale = time.monotonic() - self._missing_checked >= MISSING_RECHECK
+        return self._missing_version != self._modes_version or stale
 
     def state(self) -> dict[str, str]:
         """For the heartbeat: the modes config version it routes by, and the modes this host lacks."""
