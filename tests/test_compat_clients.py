@@ -8,6 +8,7 @@ import io
 import re
 import threading
 
+import numpy as np
 import openai
 import pytest
 import requests
@@ -51,6 +52,12 @@ def picture(width: int = 64, height: int = 64) -> Image.Image:
     return Image.new("RGB", (width, height), (200, 120, 40))
 
 
+def encoded_png(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def test_txt2img_makes_the_batch_asked_for(webui):
     result = webui.txt2img(prompt="a small cat", seed=5, width=64, height=48, batch_size=2, n_iter=2, cfg_scale=2.0)
     assert len(result.images) == 4 and all(image.size == (64, 48) for image in result.images)
@@ -77,6 +84,34 @@ def test_img2img_starts_from_the_image(webui):
     assert len(result.images) == 1 and result.images[0].size == (64, 64)
     assert result.info["all_seeds"] == [3] and result.info["denoising_strength"] == 0.6
     assert "Denoising strength: 0.6" in result.info["infotexts"][0]
+
+
+def square_mask(alpha: bool = False) -> Image.Image:
+    """White (or, with ``alpha``, fully transparent) in the middle 16x16 of 64x64: the part to repaint."""
+    if alpha:
+        mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+        mask.paste((0, 0, 0, 0), (24, 24, 40, 40))
+        return mask
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (24, 24, 40, 40))
+    return mask
+
+
+def assert_inpainted(image: Image.Image, init: Image.Image) -> None:
+    """The corners, beyond the blur's reach (3 x mask_blur + 1 px), are the init image's exactly (the
+    decoded image is pasted through the mask); the middle is repainted."""
+    got, was = np.asarray(image.convert("RGB")).astype(int), np.asarray(init).astype(int)
+    assert np.array_equal(got[:8, :8], was[:8, :8]) and np.array_equal(got[-8:, -8:], was[-8:, -8:])
+    assert np.abs(got[28:36, 28:36] - was[28:36, 28:36]).mean() > 10
+
+
+def test_img2img_with_a_mask_inpaints(webui):
+    init = picture(64, 64)
+    result = webui.img2img(
+        images=[init], mask_image=square_mask(), prompt="a boat", seed=3, width=64, height=64, mask_blur=4
+    )
+    assert len(result.images) == 1
+    assert_inpainted(result.images[0], init)
 
 
 def test_a_model_switch_through_options_takes_effect(webui, compat_stack):
@@ -135,7 +170,7 @@ def test_every_compatible_job_is_a_job_on_the_native_path(compat_stack):
         ("txt2img", {"sampler_name": "Heun"}, "sampler_name", "'DPM++ 2M Karras'"),
         ("txt2img", {"steps": 0}, "steps", "steps"),
         ("txt2img", {"override_settings": {"sd_model_checkpoint": "nope"}}, "sd_model_checkpoint", "'demo"),
-        ("img2img", {"init_images": ["x"], "mask": "y"}, "mask", "inpainting not available yet"),
+        ("img2img", {"init_images": [encoded_png(picture())], "mask": "y"}, "mask", "mask must be a base64 image"),
     ],
 )
 def test_what_the_service_cannot_honour_is_a_400_that_says_so(compat_stack, path, body, field, words):
@@ -233,6 +268,32 @@ def test_openai_edit_is_img2img(oai):
     )
     image = decoded(result.data[0].b64_json)
     assert image.size == (64, 64) and "Denoising strength: 0.3" in image.text["parameters"]
+
+
+def test_openai_edit_with_a_mask_inpaints_where_it_is_transparent(oai):
+    init = picture(64, 64)
+    image, mask = io.BytesIO(), io.BytesIO()
+    init.save(image, format="PNG")
+    square_mask(alpha=True).save(mask, format="PNG")
+    result = oai.images.edit(
+        model="demo",
+        image=("in.png", image.getvalue(), "image/png"),
+        mask=("mask.png", mask.getvalue(), "image/png"),
+        prompt="paint it",
+        size="64x64",
+    )
+    painted = decoded(result.data[0].b64_json)
+    assert "Denoising strength: 0.75" in painted.text["parameters"]
+    assert_inpainted(painted, init)
+    opaque = io.BytesIO()
+    square_mask().save(opaque, format="PNG")
+    with pytest.raises(openai.BadRequestError, match="alpha channel"):
+        oai.images.edit(
+            model="demo",
+            image=("in.png", image.getvalue(), "image/png"),
+            mask=("mask.png", opaque.getvalue(), "image/png"),
+            prompt="paint it",
+        )
 
 
 def test_openai_errors_take_openais_shape(oai):

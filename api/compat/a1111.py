@@ -16,7 +16,7 @@ import math
 from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request
-from PIL import Image
+from PIL import Image, ImageOps
 from pydantic import BaseModel, ValidationError
 
 from api.caller import owner_name, sees_everything
@@ -50,6 +50,7 @@ NATIVE_NAMES = {
     "size": "width/height",
     "mode": "sd_model_checkpoint",
     "n": "batch_size x n_iter",
+    "mask_image": "mask",
 }
 # alwayson_scripts entries clients send switched off (webuiapi sends these when an extension is absent).
 _OFF = ([], [False])
@@ -96,14 +97,23 @@ def txt2img():
     },
 )
 def img2img():
-    """A1111's img2img: the first init image as a generation job's init_image."""
+    """A1111's img2img: the first init image as a generation job's init_image; with a mask, inpainting."""
     req = _validated(Img2Img, request.get_json(silent=True))
-    if req.mask:
-        raise ApiError(400, "mask: inpainting not available yet; send img2img without a mask", "mask")
     if len(req.init_images) > 1:
         raise ApiError(400, "init_images: send one image (the service runs img2img on one input)", "init_images")
     init = jobs.png_base64(_decoded(req.init_images[0], "init_images"), "init_images")
-    return _generate(req, {"init_image": init, "strength": req.denoising_strength})
+    extra = {"init_image": init, "strength": req.denoising_strength}
+    if req.mask:
+        invert = req.inpainting_mask_invert == 1
+        mask = jobs.mask_base64(_decoded(req.mask, "mask"), "mask", lambda image: _grey(image, invert))
+        extra.update(mask_image=mask, mask_blur=req.mask_blur)
+    return _generate(req, extra)
+
+
+def _grey(image: Image.Image, invert: bool) -> Image.Image:
+    """A1111's mask as ours: its grey levels, white = repaint (inverted on request)."""
+    grey = image.convert("L")
+    return ImageOps.invert(grey) if invert else grey
 
 
 @bp.post("/extra-single-image")

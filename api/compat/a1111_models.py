@@ -44,7 +44,10 @@ class Txt2Img(Generation):
 class Img2Img(Generation):
     init_images: list[str] = Field(min_length=1)
     denoising_strength: float = 0.75
+    # Inpainting: white repaints (black with inpainting_mask_invert = 1), feathered by mask_blur pixels.
     mask: str | None = None
+    mask_blur: int = Field(4, ge=0, le=64)
+    inpainting_mask_invert: int = Field(0, ge=0, le=1)
 
 
 class ExtraSingleImage(BaseModel):

@@ -62,6 +62,20 @@ def renamed(error: ApiError, names: dict[str, str]) -> ApiError:
     return ApiError(error.status, message, names.get(field, field) if field else None, error.headers)
 
 
+def mask_base64(data: bytes, field: str, white_from) -> str:
+    """A client's mask as the native ``mask_image`` (base64 PNG, white = repaint): ``white_from`` maps the
+    decoded image (mode L, LA, RGB or RGBA) to that grey mask, or raises ApiError."""
+    if len(data) > MAX_BYTES:
+        raise ApiError(413, f"{field} is larger than {MAX_BYTES // (1024 * 1024)} MiB", field)
+    try:
+        image = decode(data, MAX_PIXELS)
+    except ImageRejected as exc:
+        raise ApiError(400, f"{field}: {exc}", field) from None
+    buffer = io.BytesIO()
+    white_from(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def png_base64(data: bytes, field: str) -> str:
     """An uploaded image as the native ``init_image`` (base64 PNG): a PNG as sent, JPEG or WebP converted."""
     if len(data) > MAX_BYTES:

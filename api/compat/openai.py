@@ -14,6 +14,7 @@ import time
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, jsonify, request
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -27,7 +28,7 @@ from jobs.infotext import reencode
 from modes import Mode
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
-NATIVE_NAMES = {"num_inference_steps": "steps", "init_image": "image", "mode": "model"}
+NATIVE_NAMES = {"num_inference_steps": "steps", "init_image": "image", "mode": "model", "mask_image": "mask"}
 _FORM_OVERHEAD = 64 * 1024
 _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded", 504: "timeout"}
 
@@ -100,7 +101,7 @@ def generations():
     form=ImageRequest,
     ok={200: (None, "img2img on the uploaded `image`: `created` and `data`, as generations.")},
     errors={
-        400: "A field is invalid, or a `mask` was sent (inpainting is not available yet).",
+        400: "A field is invalid, or the `mask` has no alpha channel.",
         404: "Unknown `model` (mode).",
         413: "The request or upload is too large.",
         429: "Too many jobs wait, or the key's limits.",
@@ -109,19 +110,30 @@ def generations():
     error_model=OpenAIError,
 )
 def edits():
-    """OpenAI's images.edit: img2img on the uploaded image."""
+    """OpenAI's images.edit: img2img on the uploaded image; with a mask, inpainting where it is transparent."""
     request.max_content_length = 2 * MAX_BYTES + _FORM_OVERHEAD
     try:
         form, files = request.form.to_dict(), request.files
     except RequestEntityTooLarge:
         raise ApiError(413, f"the upload is larger than {MAX_BYTES // (1024 * 1024)} MiB", "image") from None
-    if files.get("mask") is not None or form.get("mask"):
-        raise ApiError(400, "mask: inpainting not available yet; send the edit without a mask", "mask")
     uploads = files.getlist("image") + files.getlist("image[]")
     if len(uploads) != 1:
         raise ApiError(400, f"image: send one image file (got {len(uploads)})", "image")
+    if form.get("mask"):
+        raise ApiError(400, "mask: send the mask as a file, a PNG with an alpha channel", "mask")
     req = _validated(form)
-    return _images(req, {"init_image": jobs.png_base64(uploads[0].read(MAX_BYTES + 1), "image")})
+    extra = {"init_image": jobs.png_base64(uploads[0].read(MAX_BYTES + 1), "image")}
+    mask = files.get("mask")
+    if mask is not None:
+        extra["mask_image"] = jobs.mask_base64(mask.read(MAX_BYTES + 1), "mask", _transparent_is_edited)
+    return _images(req, extra)
+
+
+def _transparent_is_edited(image: Image.Image) -> Image.Image:
+    """OpenAI's mask as ours: its fully transparent pixels are edited (white), the rest kept (black)."""
+    if image.mode not in ("LA", "RGBA"):
+        raise ApiError(400, "mask: send a PNG with an alpha channel; its fully transparent areas are edited", "mask")
+    return image.getchannel("A").point(lambda alpha: 255 if alpha == 0 else 0)
 
 
 @bp.get("/models")
