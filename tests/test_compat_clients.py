@@ -114,6 +114,30 @@ def test_img2img_with_a_mask_inpaints(webui):
     assert_inpainted(result.images[0], init)
 
 
+def test_controlnet_units_steer_the_job_through_the_modes_controlnet(webui, compat_stack):
+    """webuiapi's ControlNetUnit, as the ControlNet extension takes it, runs the mode's ControlNet."""
+    edges = Image.new("RGB", (64, 64), (0, 0, 0))
+    edges.paste((255, 255, 255), (16, 16, 48, 48))
+    webui.util_set_model("control")
+    asked = {"prompt": "a house", "seed": 9, "width": 64, "height": 64, "steps": 3}
+    plain = webui.txt2img(**asked).image
+    unit = webuiapi.ControlNetUnit(image=edges, module="canny", model="edges [0123abcd]", weight=1.5)
+    steered = webui.txt2img(**asked, controlnet_units=[unit]).image
+    again = webui.txt2img(**asked, controlnet_units=[unit]).image
+    assert np.array_equal(np.asarray(steered), np.asarray(again))
+    assert not np.array_equal(np.asarray(steered), np.asarray(plain))
+    body = {**asked, "alwayson_scripts": {"controlnet": {"args": [unit.to_dict()]}}}
+    response = requests.post(f"{compat_stack.base}/sdapi/v1/txt2img", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    record = requests.get(f"{compat_stack.base}/api/jobs/{response.headers['X-Job-Id']}", timeout=30).json()
+    params = record["params"]
+    assert (params["controlnet"], params["preprocessor"], params["controlnet_conditioning_scale"]) == (
+        "edges",
+        "canny",
+        1.5,
+    )
+
+
 def test_a_model_switch_through_options_takes_effect(webui, compat_stack):
     names = webui.util_get_model_names()
     slow = next(name for name in names if name.split(" [")[0] == "slow")
@@ -164,7 +188,13 @@ def test_every_compatible_job_is_a_job_on_the_native_path(compat_stack):
             "txt2img",
             {"alwayson_scripts": {"ControlNet": {"args": [{"model": "canny"}]}}},
             "alwayson_scripts",
-            "ControlNet",
+            "the unit has no image",
+        ),
+        (
+            "txt2img",
+            {"alwayson_scripts": {"ADetailer": {"args": [{"ad_model": "face_yolov8n.pt"}]}}},
+            "alwayson_scripts",
+            "other than ControlNet",
         ),
         ("txt2img", {"enable_hr": True}, "enable_hr", "hires fix"),
         ("txt2img", {"sampler_name": "Heun"}, "sampler_name", "'DPM++ 2M Karras'"),

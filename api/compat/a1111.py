@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.caller import owner_name, sees_everything
 from api.compat import jobs
+from api.compat.a1111_controlnet import control_fields, is_controlnet
 from api.compat.a1111_models import ExtraSingleImage, Generation, Img2Img, Options, Txt2Img
 from api.errors import ApiError
 from api.jobs import result_png
@@ -311,6 +312,7 @@ def _generate(req: Generation, extra: dict[str, Any]):
         "size": _size(req, mode),
         "n": req.batch_size * req.n_iter,
         "sampler": _sampler(req),
+        **control_fields(req.alwayson_scripts),
         **extra,
     }
     try:
@@ -380,11 +382,15 @@ def _refuse_unhonoured(req: Generation) -> None:
         )
     if req.script_name:
         raise ApiError(400, f"script_name {req.script_name!r}: scripts are not available", "script_name")
-    active = sorted(name for name, spec in (req.alwayson_scripts or {}).items() if _script_args(spec) not in _OFF)
+    active = sorted(
+        name
+        for name, spec in (req.alwayson_scripts or {}).items()
+        if _script_args(spec) not in _OFF and not is_controlnet(name)
+    )
     if active:
         raise ApiError(
             400,
-            f"alwayson_scripts {active}: extensions such as ControlNet are not available on this service",
+            f"alwayson_scripts {active}: extensions other than ControlNet are not available on this service",
             "alwayson_scripts",
         )
     if req.subseed_strength:
