@@ -36,7 +36,9 @@ def _open(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data), formats=FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected(f"refused as a decompression bomb: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:  # its text names the in-memory file object: nothing for a client
+        raise ImageRejected(f"the file is not an image in a supported format ({', '.join(FORMATS)})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"the file is not an image in a supported format ({', '.join(FORMATS)}): {exc}") from None
 
 

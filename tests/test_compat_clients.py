@@ -52,10 +52,14 @@ def picture(width: int = 64, height: int = 64) -> Image.Image:
     return Image.new("RGB", (width, height), (200, 120, 40))
 
 
-def encoded_png(image: Image.Image) -> str:
+def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def encoded_png(image: Image.Image) -> str:
+    return base64.b64encode(png(image)).decode("ascii")
 
 
 def test_txt2img_makes_the_batch_asked_for(webui):
@@ -118,12 +122,14 @@ def test_controlnet_units_steer_the_job_through_the_modes_controlnet(webui, comp
     """webuiapi's ControlNetUnit, as the ControlNet extension takes it, runs the mode's ControlNet."""
     edges = Image.new("RGB", (64, 64), (0, 0, 0))
     edges.paste((255, 255, 255), (16, 16, 48, 48))
-    webui.util_set_model("control")
-    asked = {"prompt": "a house", "seed": 9, "width": 64, "height": 64, "steps": 3}
+    # The mode per request: a switch through options would pin the worker to it (ROUTER_PIN) for later tests.
+    control = {"sd_model_checkpoint": "control"}
+    asked = {"prompt": "a house", "seed": 9, "width": 64, "height": 64, "steps": 3, "override_settings": control}
     plain = webui.txt2img(**asked).image
     unit = webuiapi.ControlNetUnit(image=edges, module="canny", model="edges [0123abcd]", weight=1.5)
-    steered = webui.txt2img(**asked, controlnet_units=[unit]).image
-    again = webui.txt2img(**asked, controlnet_units=[unit]).image
+    # A dict of our own: webuiapi writes the units into its default alwayson_scripts, shared by later calls.
+    steered = webui.txt2img(**asked, controlnet_units=[unit], alwayson_scripts={}).image
+    again = webui.txt2img(**asked, controlnet_units=[unit], alwayson_scripts={}).image
     assert np.array_equal(np.asarray(steered), np.asarray(again))
     assert not np.array_equal(np.asarray(steered), np.asarray(plain))
     body = {**asked, "alwayson_scripts": {"controlnet": {"args": [unit.to_dict()]}}}
@@ -334,8 +340,11 @@ def test_openai_errors_take_openais_shape(oai):
         oai.images.generate(model="demo", prompt="x", n=11)
     assert bad.value.param == "n" and bad.value.type == "invalid_request_error"
     with pytest.raises(openai.BadRequestError) as masked:
-        oai.images.edit(image=("a.png", b"\x89PNG", "image/png"), mask=("m.png", b"\x89PNG", "image/png"), prompt="x")
-    assert masked.value.param == "mask" and "inpainting not available yet" in masked.value.message
+        oai.images.edit(
+            image=("a.png", png(picture()), "image/png"), mask=("m.png", b"\x89PNG", "image/png"), prompt="x"
+        )
+    assert masked.value.param == "mask" and "mask: the file is not an image" in masked.value.message
+    assert "object at 0x" not in masked.value.message
 
 
 def test_openai_keys_are_checked_under_auth_keys(make_stack):

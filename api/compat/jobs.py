@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Any
 
 from flask import current_app
@@ -56,9 +57,9 @@ def latest_job() -> dict[str, Any] | None:
 
 def renamed(error: ApiError, names: dict[str, str]) -> ApiError:
     """``error`` speaking the client's field names (``names``: native -> theirs)."""
-    message, field = error.message, error.field
-    for native, theirs in names.items():
-        message = message.replace(native, theirs)
+    words = re.compile(r"\b(" + "|".join(re.escape(native) for native in names) + r")\b")
+    message = words.sub(lambda match: names[match.group(1)], error.message)
+    field = error.field
     return ApiError(error.status, message, names.get(field, field) if field else None, error.headers)
 
 
