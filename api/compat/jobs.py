@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from flask import current_app
+from PIL import Image
 
 from api.caller import owner_name
 from api.errors import ApiError
@@ -66,27 +67,27 @@ def renamed(error: ApiError, names: dict[str, str]) -> ApiError:
 def mask_base64(data: bytes, field: str, white_from) -> str:
     """A client's mask as the native ``mask_image`` (base64 PNG, white = repaint): ``white_from`` maps the
     decoded image (mode L, LA, RGB or RGBA) to that grey mask, or raises ApiError."""
-    if len(data) > MAX_BYTES:
-        raise ApiError(413, f"{field} is larger than {MAX_BYTES // (1024 * 1024)} MiB", field)
-    try:
-        image = decode(data, MAX_PIXELS)
-    except ImageRejected as exc:
-        raise ApiError(400, f"{field}: {exc}", field) from None
-    buffer = io.BytesIO()
-    white_from(image).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return _base64_png(white_from(_decoded(data, field)))
 
 
 def png_base64(data: bytes, field: str) -> str:
     """An uploaded image as the native ``init_image`` (base64 PNG): a PNG as sent, JPEG or WebP converted."""
+    if data.startswith(PNG_SIGNATURE) and len(data) <= MAX_BYTES:
+        return base64.b64encode(data).decode("ascii")
+    return _base64_png(_decoded(data, field))
+
+
+def _decoded(data: bytes, field: str) -> Image.Image:
+    """An uploaded image decoded within the init-image limits, or a 413/400 naming ``field``."""
     if len(data) > MAX_BYTES:
         raise ApiError(413, f"{field} is larger than {MAX_BYTES // (1024 * 1024)} MiB", field)
-    if not data.startswith(PNG_SIGNATURE):
-        try:
-            image = decode(data, MAX_PIXELS)
-        except ImageRejected as exc:
-            raise ApiError(400, f"{field}: {exc}", field) from None
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        data = buffer.getvalue()
-    return base64.b64encode(data).decode("ascii")
+    try:
+        return decode(data, MAX_PIXELS)
+    except ImageRejected as exc:
+        raise ApiError(400, f"{field}: {exc}", field) from None
+
+
+def _base64_png(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
