@@ -17,6 +17,7 @@ from tests.processes import (
     ROOT,
     Stack,
     guarded_pythonpath,
+    own_stack,
     stack_env,
     start_moto,
     start_redis,
@@ -223,14 +224,7 @@ def make_stack(tmp_path, modes_file, redis_server):
 @pytest.fixture(scope="module")
 def api_stack(tmp_path_factory, modes_file):
     """One worker and the API on their own Redis, shared by a test module."""
-    tmp = tmp_path_factory.mktemp("stack")
-    server = start_redis(tmp / "redis")
-    (tmp / "logs").mkdir()
-    stack = Stack(stack_env(server.url, modes_file, tmp / "store"), tmp / "logs")
-    try:
+    with own_stack(tmp_path_factory.mktemp("stack"), modes_file) as stack:
         stack.start_worker()
         stack.base = stack.start_api()
         yield stack
-    finally:
-        stack.stop()
-        server.stop()

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,6 +218,19 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def own_stack(folder: Path, modes_file: Path, **overrides: str) -> Iterator[Stack]:
+    """A Stack on a Redis of its own under ``folder`` (logs in ``folder/logs``); both stopped after."""
+    server = start_redis(folder / "redis")
+    (folder / "logs").mkdir()
+    stack = Stack(stack_env(server.url, modes_file, folder / "store", **overrides), folder / "logs")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        server.stop()
 
 
 def stack_env(redis_url: str, modes_file: Path, store: Path, **overrides: str) -> dict[str, str]:

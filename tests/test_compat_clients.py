@@ -20,25 +20,18 @@ from sd_parsers.data import Generators
 from jobs.infotext import read_parameters
 from tests.client import poll
 from tests.conftest import MODEL_ROOT, TINY
-from tests.processes import Stack, stack_env, start_redis, wait_for
+from tests.processes import own_stack, wait_for
 from tests.sr_helpers import start_superres_worker
 
 
 @pytest.fixture(scope="module")
 def compat_stack(tmp_path_factory, modes_file):
     """A generation worker, a superres worker and the API on their own Redis."""
-    tmp = tmp_path_factory.mktemp("compat-stack")
-    server = start_redis(tmp / "redis")
-    (tmp / "logs").mkdir()
-    stack = Stack(stack_env(server.url, modes_file, tmp / "store"), tmp / "logs")
-    try:
+    with own_stack(tmp_path_factory.mktemp("compat-stack"), modes_file) as stack:
         stack.start_worker()
         start_superres_worker(stack)
         stack.base = stack.start_api()
         yield stack
-    finally:
-        stack.stop()
-        server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.processes import Stack, stack_env, start_redis
+from tests.processes import own_stack
 
 SPEC_PATH = "/api/openapi.yaml"
 EXAMPLES_PER_OPERATION = 120
@@ -36,24 +36,9 @@ SYNCHRONOUS = {
 
 @pytest.fixture(scope="module")
 def fuzzed_api(tmp_path_factory, modes_file):
-    tmp = tmp_path_factory.mktemp("fuzz")
-    server = start_redis(tmp / "redis")
-    (tmp / "logs").mkdir()
-    env = stack_env(
-        server.url,
-        modes_file,
-        tmp / "store",
-        DEFAULT_TIMEOUT="1",
-        SR_REQUEST_TIMEOUT="1",
-        QUEUE_MAX="100000",
-        MODES_WATCH="0",
-    )
-    stack = Stack(env, tmp / "logs")
-    try:
+    overrides = {"DEFAULT_TIMEOUT": "1", "SR_REQUEST_TIMEOUT": "1", "QUEUE_MAX": "100000", "MODES_WATCH": "0"}
+    with own_stack(tmp_path_factory.mktemp("fuzz"), modes_file, **overrides) as stack:
         yield stack.start_api()
-    finally:
-        stack.stop()
-        server.stop()
 
 
 @pytest.fixture(scope="module")

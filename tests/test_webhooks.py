@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.client import submit
-from tests.processes import Stack, stack_env, start_redis, wait_for
+from tests.processes import own_stack, wait_for
 
 SECRET = "test-webhook-secret"
 
@@ -54,26 +54,12 @@ def signed(call: dict) -> bool:
 
 @pytest.fixture(scope="module")
 def hook_stack(tmp_path_factory, modes_file):
-    tmp = tmp_path_factory.mktemp("webhooks")
-    server = start_redis(tmp / "redis")
-    (tmp / "logs").mkdir()
-    env = stack_env(
-        server.url,
-        modes_file,
-        tmp / "store",
-        WEBHOOK_SECRET=SECRET,
-        WEBHOOK_ALLOW="127.0.0.1/32",
-        WEBHOOK_RETRY_BASE="0.2",
-    )
-    stack = Stack(env, tmp / "logs")
-    try:
+    overrides = {"WEBHOOK_SECRET": SECRET, "WEBHOOK_ALLOW": "127.0.0.1/32", "WEBHOOK_RETRY_BASE": "0.2"}
+    with own_stack(tmp_path_factory.mktemp("webhooks"), modes_file, **overrides) as stack:
         stack.start_worker()
         stack.spawn("webhooks", [sys.executable, "-m", "webhooks.sender"])
         stack.base = stack.start_api()
         yield stack
-    finally:
-        stack.stop()
-        server.stop()
 
 
 def test_start_and_completed_arrive_signed_with_the_job_as_its_body(hook_stack):
