@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from api.errors import ApiError
 from api.init_image import InitImage
+from jobs.wording import choices
 from modes import Mode
 
 if TYPE_CHECKING:
@@ -73,5 +74,7 @@ def _controlnet(name: str | None, mode: Mode) -> Any:
     if name is None:
         return mode.controlnets[0]
     if name not in names:
-        raise ApiError(400, f"controlnet {name!r} is not one of mode {mode.name!r}'s: {sorted(names)}", "controlnet")
+        raise ApiError(
+            400, f"controlnet {name!r} is not one of mode {mode.name!r}'s: {choices(sorted(names))}", "controlnet"
+        )
     return names[name]

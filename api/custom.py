@@ -11,6 +11,7 @@ from api.schemas.responses import Job
 from api.services import services
 from api.status import live_workers
 from api.views import public_job
+from jobs.wording import choices
 
 bp = Blueprint("custom", __name__)
 
@@ -33,6 +34,8 @@ def submit_custom():
     handler, args = body.handler, body.args
     offered = sorted({name for worker in live_workers(svc) for name in worker["handlers"]})
     if handler not in offered:
-        raise ApiError(400, f"no live worker offers the custom handler {handler!r}; offered: {offered}", "handler")
+        raise ApiError(
+            400, f"no live worker offers the custom handler {handler!r}; offered: {choices(offered)}", "handler"
+        )
     record = svc.submit_custom(handler, args)
     return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}

@@ -12,6 +12,7 @@ from api.schemas.responses import Job, ModesListing, ReloadRefused
 from api.services import services
 from api.status import live_workers
 from api.views import public_job
+from jobs.wording import choices
 from modes import Mode
 
 bp = Blueprint("modes", __name__)
@@ -91,6 +92,6 @@ def switch_mode():
     name = parse(SwitchRequest, request.get_json(silent=True)).mode
     modes = svc.modes.modes
     if name not in modes:
-        raise ApiError(404, f"unknown mode {name!r}; valid modes are {sorted(modes)}", "mode")
+        raise ApiError(404, f"unknown mode {name!r}; valid modes are {choices(sorted(modes))}", "mode")
     record = svc.submit_switch(modes[name])
     return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}

@@ -10,6 +10,7 @@ from flask import current_app
 
 from api.errors import ApiError
 from jobs.webhooks import EVENTS
+from jobs.wording import choices
 from webhooks.policy import WebhookSettings, refusal
 
 EXTENSION = "dreamlab.webhooks"
@@ -33,7 +34,7 @@ def parse_webhook(body: Any) -> Webhook | None:
     events = body.get("webhook_events_filter", list(EVENTS))
     if not isinstance(events, list) or not events or any(e not in EVENTS for e in events):
         raise ApiError(
-            400, f"webhook_events_filter must be a non-empty list of {list(EVENTS)}", "webhook_events_filter"
+            400, f"webhook_events_filter must be a non-empty list of {choices(EVENTS)}", "webhook_events_filter"
         )
     settings: WebhookSettings = current_app.extensions[EXTENSION]
     if not settings.secret:

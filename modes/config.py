@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from jobs.wording import choices
 from modes.controlnets import check_controlnet_family
 from modes.families import is_inpainting
 from modes.lora_families import LoraMismatch, check_lora, model_family
@@ -159,7 +160,7 @@ def parse_modes(text: str, source: Path) -> ModesConfig:
     }
     default_mode = str(data.get("default_mode") or next(iter(modes)))
     if default_mode not in modes:
-        raise ModesError(f"{source}: default_mode {default_mode!r} is not one of {sorted(modes)}")
+        raise ModesError(f"{source}: default_mode {default_mode!r} is not one of {choices(sorted(modes))}")
     return ModesConfig(
         source=source, model_root=root, default_mode=default_mode, modes=modes, text=text, lora_root=lora_root
     )
@@ -240,7 +241,7 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path, controlnet_ro
         raise ModesError(f"{where}: 'default_size': {exc}") from None
     scheduler = str(spec.get("scheduler", "default"))
     if scheduler not in SCHEDULERS:
-        raise ModesError(f"{where}: 'scheduler' {scheduler!r} is not one of {list(SCHEDULERS)}")
+        raise ModesError(f"{where}: 'scheduler' {scheduler!r} is not one of {choices(SCHEDULERS)}")
     step_cap = LCM_MAX_STEPS if scheduler == "lcm" else MAX_STEPS
     max_size = _number(spec, "max_size", 1024, int, where, 8, 4096)
     max_steps = _number(spec, "max_steps", step_cap, int, where, 1, step_cap)
@@ -248,7 +249,7 @@ def _parse_mode(name: str, spec: Any, root: Path, lora_root: Path, controlnet_ro
         raise ModesError(f"{where}: 'default_size' must be multiples of 8 no larger than max_size {max_size}")
     backend = str(spec.get("backend", "torch"))
     if backend not in BACKENDS:
-        raise ModesError(f"{where}: 'backend' {backend!r} is not one of {list(BACKENDS)}")
+        raise ModesError(f"{where}: 'backend' {backend!r} is not one of {choices(BACKENDS)}")
     if backend in EDGE_BACKENDS and scheduler != "lcm":
         raise ModesError(f"{where}: backend {backend!r} runs the LCM pipeline only; set 'scheduler: lcm'")
     if backend in EDGE_BACKENDS and spec.get("loras"):

@@ -19,6 +19,7 @@ from jobs.messages import CustomJob, GenerateJob, SwitchJob
 from jobs.model_hash import model_hash, prefetch
 from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
+from jobs.wording import choices
 from modes.roots import ModelRoots
 from storage import ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
@@ -142,7 +143,7 @@ class JobRunner:
     def custom(self, job: CustomJob, worker: str, delivery_tag: str | None) -> str:
         def call(lease: Lease) -> dict[str, Any]:
             if job.handler not in HANDLERS:
-                raise JobError(f"this worker has no custom handler {job.handler!r}; it has {sorted(HANDLERS)}")
+                raise JobError(f"this worker has no custom handler {job.handler!r}; it has {choices(sorted(HANDLERS))}")
             output = HANDLERS[job.handler](job.args, HandlerContext(job.job_id, self.backend))
             return {"handler": job.handler, "worker": worker, "output": output}
 

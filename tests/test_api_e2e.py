@@ -132,7 +132,7 @@ def test_unknown_mode_is_404_listing_valid_modes(api_stack):
     response = requests.post(f"{api_stack.base}/api/jobs", json={"prompt": "x", "mode": "nope"}, timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["field"] == "mode"
-    assert str(sorted(TEST_MODES["modes"])) in response.json()["error"]["message"]
+    assert ", ".join(sorted(TEST_MODES["modes"])) in response.json()["error"]["message"]
 
 
 def test_unknown_job_and_route_are_404_json(api_stack):

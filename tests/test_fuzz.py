@@ -9,6 +9,8 @@ failure reproduces: run this file alone and read the case's curl line.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +31,9 @@ SYNCHRONOUS = {
     "/v1/images/generations",
     "/v1/images/edits",
 }
+# What a Python object's repr looks like inside an error message: an object's address, a list or dict of
+# strings, a bytes value or a class.  JSON text never holds these unless a client sent them.
+REPR = re.compile(r"object at 0x|\['|\{'|(?<!\w)b'|<class '")
 # Not checked: that every schema-valid request is accepted. JSON Schema cannot say "a decodable PNG"
 # or "a mode this fleet serves", so the API refuses some schema-valid requests with a 400 that names
 # the field, as it should. The reverse is checked: a request the schema refuses is refused.
@@ -65,9 +70,34 @@ def fuzz(operation) -> int:
         timed_out = response.status_code == 504 and case.path in SYNCHRONOUS
         excluded = [checks.positive_data_acceptance, *([checks.not_a_server_error] if timed_out else [])]
         case.validate_response(response, excluded_checks=excluded)
+        assert_no_repr(case, response)
 
     check()
     return sent
+
+
+def assert_no_repr(case, response) -> None:
+    """A refusal's text shows no Python repr, once what the client sent is taken out of it."""
+    if response.status_code < 400:
+        return
+    try:
+        text = "\n".join(strings(response.json()))
+    except ValueError:
+        text = response.text
+    for value in sorted(strings([case.body, case.query, case.path_parameters, case.headers]), key=len, reverse=True):
+        text = text.replace(repr(value), "").replace(value, "")
+    assert not REPR.search(text), f"{case.method} {case.path} answered {response.status_code}: {response.text[:500]}"
+
+
+def strings(value: object) -> list[str]:
+    """Every string inside a JSON-like value: keys and leaves."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in (*strings(key), *strings(item))]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in strings(item)]
+    return []
 
 
 def test_every_answer_is_documented_and_none_is_a_server_error(api_schema):

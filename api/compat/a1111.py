@@ -37,6 +37,7 @@ from jobs.keys import MODEL_HASHES, PREFIX
 from jobs.records import RUNNING, TERMINAL
 from jobs.samplers import A1111_NAMES, SCHEDULE_SUFFIXES
 from jobs.superres import MAX_MAGNITUDE, UPSCALER, SuperResOptions
+from jobs.wording import choices
 from modes import Mode
 
 bp = Blueprint("a1111", __name__, url_prefix="/sdapi/v1")
@@ -390,7 +391,8 @@ def _refuse_unhonoured(req: Generation) -> None:
     if active:
         raise ApiError(
             400,
-            f"alwayson_scripts {active}: extensions other than ControlNet are not available on this service",
+            f"alwayson_scripts {choices(repr(name) for name in active)}: extensions other than ControlNet are not "
+            "available on this service",
             "alwayson_scripts",
         )
     if req.subseed_strength:
@@ -444,7 +446,7 @@ def _mode_of(title: str) -> Mode:
         hashes = _hashes()
         titles = [_title(mode, hashes) for mode in modes.values()]
         raise ApiError(
-            400, f"unknown sd_model_checkpoint {title!r}; the checkpoints are {titles}", "sd_model_checkpoint"
+            400, f"unknown sd_model_checkpoint {title!r}; the checkpoints are {choices(titles)}", "sd_model_checkpoint"
         )
     return modes[name]
 

@@ -25,6 +25,7 @@ from api.openapi import documented
 from api.services import services
 from api.views import image_url
 from jobs.infotext import reencode
+from jobs.wording import choices
 from modes import Mode
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -159,7 +160,7 @@ def _images(req: ImageRequest, extra: dict[str, Any]):
     modes = services().modes.modes
     if req.model is not None and req.model not in modes:
         raise ApiError(
-            404, f"The model '{req.model}' does not exist; the models are the modes {sorted(modes)}", "model"
+            404, f"The model '{req.model}' does not exist; the models are the modes {choices(sorted(modes))}", "model"
         )
     body = {"mode": req.model, "prompt": req.prompt, "n": req.n, "size": _size(req.size), **extra}
     try:

@@ -21,6 +21,7 @@ from api.schemas.parsing import field_error, parse
 from jobs.messages import GenerateParams
 from jobs.samplers import EDGE_SAMPLERS, accepted_sampler_names, resolve_sampler
 from jobs.superres import MAX_MAGNITUDE, SuperResOptions
+from jobs.wording import choices
 from modes import Mode, ModesConfig, parse_size
 from modes.config import EDGE_BACKENDS, LCM_MAX_STEPS, MAX_GUIDANCE
 
@@ -263,7 +264,7 @@ class JobRequest(BaseModel):
     def _known_mode(cls, name: str | None, info: ValidationInfo) -> str | None:
         modes: ModesConfig = info.context
         if name is not None and name not in modes.modes:
-            raise field_error(f"unknown mode {name!r}; valid modes are {sorted(modes.modes)}", 404)
+            raise field_error(f"unknown mode {name!r}; valid modes are {choices(sorted(modes.modes))}", 404)
         return name
 
     @field_validator("size")
@@ -297,7 +298,7 @@ class JobRequest(BaseModel):
             return None
         name = resolve_sampler(raw)
         if name is None:
-            raise field_error(f"unknown sampler {raw!r}; accepted samplers are {accepted_sampler_names()}")
+            raise field_error(f"unknown sampler {raw!r}; accepted samplers are {choices(accepted_sampler_names())}")
         mode = mode_of(info)
         if mode is not None and mode.backend in EDGE_BACKENDS and name not in EDGE_SAMPLERS:
             raise field_error(f"mode {mode.name!r} runs on the {mode.backend} backend, whose pipeline runs LCM only")

@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from api.errors import ApiError, FieldError
 from api.schemas.hints import hint
+from jobs.wording import choices, sent
 
 M = TypeVar("M", bound=BaseModel)
 NOT_AN_OBJECT = "request body must be a JSON object, sent with Content-Type: application/json"
@@ -75,7 +76,7 @@ def _message(model: type[BaseModel], error: ErrorDetails, list_accepted: bool) -
     if kind == "string_unicode":
         return f"{field} is not valid Unicode text: a lone surrogate at character {_surrogate(value)}"
     if kind == "literal_error":
-        return f"{field} must be {error['ctx']['expected']}, got {value!r}"
+        return f"{field} must be {error['ctx']['expected']}, got {sent(value)}"
     if kind == "string_type":
         return f"{field} must be a string"
     if kind == "string_too_long":
@@ -118,5 +119,5 @@ def unknown_field_message(model: type[BaseModel], field: str, list_accepted: boo
     """Names the accepted fields, and our name for a field other image APIs (A1111, OpenAI) call otherwise."""
     accepted = list(model.model_fields)
     tip = hint(field, accepted)
-    listing = f"; accepted fields are {accepted}" if list_accepted else ""
+    listing = f"; accepted fields are {choices(accepted)}" if list_accepted else ""
     return f"unknown field {field!r}{listing}" + (f"; {tip}" if tip else "")

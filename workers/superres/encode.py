@@ -9,6 +9,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from jobs.infotext import PARAMETERS, jpeg_exif
+from jobs.wording import choices
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 
@@ -26,7 +27,7 @@ def encode(image: Image.Image, out_format: str, quality: int, text: dict[str, st
         exif = jpeg_exif(parameters).tobytes() if parameters else b""
         _flatten(image).save(buffer, format="JPEG", quality=quality, exif=exif)
     else:
-        raise ValueError(f"out_format {out_format!r} is not one of {sorted(CONTENT_TYPES)}")
+        raise ValueError(f"out_format {out_format!r} is not one of {choices(sorted(CONTENT_TYPES))}")
     return buffer.getvalue()
 
 

@@ -24,6 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
+from jobs.wording import choices
+
 
 class SuperResEngine(Protocol):
     name: str
@@ -75,7 +77,7 @@ def preflight(config: EngineConfig) -> str:
     """Check ``config`` without building an engine (safe before a worker pool forks); return the engine name."""
     name = resolve_engine_name(config)
     if name not in ENGINES:
-        raise EngineError(f"SR_ENGINE={name!r} is not one of {sorted(ENGINES)} (or 'auto')")
+        raise EngineError(f"SR_ENGINE={name!r} is not one of {choices(sorted(ENGINES))} or auto")
     if config.input_size < 8 or config.output_size % config.input_size or config.scale < 2:
         raise EngineError(
             f"SR_OUTPUT_SIZE={config.output_size} must be a whole multiple (2 or more) of "
