@@ -1,14 +1,13 @@
 """A job's live events on Redis pub/sub, for ``GET /api/jobs/<id>/events`` (api/events.py).
 
-JobRecords publishes one message on ``dl:events:<id>`` after each state write it makes
-(claim: ``running``, progress: ``progress``, the terminal writes, a requeue: ``queued``), so any
-API process can serve any job's stream: each one holds a single pattern subscription.
+JobRecords publishes one message on ``dl:events:<id>`` in each state write it makes (claim:
+``running``, progress: ``progress``, the terminal writes, a cancel, a requeue: ``queued``), in the
+write's own script, so any API process can serve any job's stream: each one holds a single
+pattern subscription.
 
 Pub/sub keeps nothing: a stream reads the record for the state before its subscription, and a
 message lost while an API process reconnects is made up for by the record it reads again at
-each idle interval.  The same script feeds the webhook outbox (jobs/webhooks.py).  A failed
-publish is logged, never raised: the state write it follows has already happened, and the job
-must not fail for want of a listener.
+each idle interval.  The same Lua function feeds the webhook outbox (jobs/webhooks.py).
 """
 
 from __future__ import annotations
@@ -35,21 +34,35 @@ def job_of(channel_name: str) -> str:
     return channel_name.rsplit(":", 1)[1]
 
 
-# Publish, and append to the webhook outbox when the job has a registration (jobs/webhooks.py): one round trip.
-_PUBLISH = f"""
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', {webhooks.OUTBOX_MAXLEN}, '*', 'job', ARGV[2], 'event', ARGV[3])
+# Publish, and append to the webhook outbox when the job has a registration (jobs/webhooks.py).  The
+# scripts of jobs/records.py that change a job's state define and call this function, so a state write
+# and its event are one round trip and one atomic step.
+LUA_PUBLISH = f"""
+local function publish_event(channel, registration, outbox, message, job, event)
+  redis.call('PUBLISH', channel, message)
+  if redis.call('EXISTS', registration) == 1 then
+    redis.call('XADD', outbox, 'MAXLEN', '~', {webhooks.OUTBOX_MAXLEN}, '*', 'job', job, 'event', event)
+  end
 end
 """
+_PUBLISH = LUA_PUBLISH + "publish_event(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])"
 _script: Script | None = None
 
 
+def keys(job_id: str) -> list[str]:
+    """The keys ``publish_event`` writes for ``job_id``, in its order."""
+    return [channel(job_id), webhooks.registration_key(job_id), webhooks.OUTBOX]
+
+
+def message(event: str, **data: Any) -> str:
+    return json.dumps({"event": event, **data})
+
+
 def publish(client: redis.Redis, job_id: str, event: str, **data: Any) -> None:
+    """Publish an event on its own, outside a state write."""
     global _script
     _script = _script or client.register_script(_PUBLISH)
-    keys = [channel(job_id), webhooks.registration_key(job_id), webhooks.OUTBOX]
     try:
-        _script(keys=keys, args=[json.dumps({"event": event, **data}), job_id, event], client=client)
+        _script(keys=keys(job_id), args=[message(event, **data), job_id, event], client=client)
     except redis.RedisError as exc:
         log.warning("job %s: could not publish its %s event: %s", job_id, event, exc)

@@ -1,11 +1,11 @@
 """The job list's index (``GET /api/jobs``): which jobs exist, newest first, and whose they are.
 
 Two sorted sets scored by admission time in milliseconds: ``dl:jobs`` holds every job, and
-``dl:jobs:owner:<name>`` the jobs of one API key.  A job joins both right after its record is
-admitted (JobRecords.create).
+``dl:jobs:owner:<name>`` the jobs of one API key.  A job joins both in the script that admits
+it (jobs/records.py ``_ADMIT``), scored by Redis' clock.
 
 Kept in step with JOB_TTL: a record expires JOB_TTL seconds after its admission and nothing
-renews it, so an entry scored before ``now - JOB_TTL`` names an expired record.  Every insert
+renews it, so an entry scored before ``now - JOB_TTL`` names an expired record.  Every admission
 trims such entries from the sets it joins (ZREMRANGEBYSCORE, O(log n + removed)), and a listing
 that meets an entry whose record is gone anyway (deleted early, or admitted a few milliseconds
 before its score) skips it and removes it.
@@ -14,7 +14,6 @@ before its score) skips it and removes it.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,17 +27,6 @@ _BATCH = 100  # entries read per round trip while a listing fills its page
 
 def owner_index(owner: str) -> str:
     return f"{PREFIX}:jobs:owner:{owner}"
-
-
-def add(client: redis.Redis, job_id: str, owner: str, ttl: int) -> None:
-    """Index a job admitted just now, and drop the entries of records JOB_TTL (``ttl``) has expired."""
-    now_ms = int(time.time() * 1000)
-    expired = now_ms - ttl * 1000
-    pipe = client.pipeline(transaction=False)
-    for index in (ALL_JOBS, *([owner_index(owner)] if owner else [])):
-        pipe.zadd(index, {job_id: now_ms})
-        pipe.zremrangebyscore(index, "-inf", f"({expired}")
-    pipe.execute()
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,6 @@ def observe(pipe: redis.client.Pipeline, name: str, mode: str, seconds: float) -
     pipe.hincrby(METRICS_KEY, f"{base}{SEP}count", 1)
 
 
-def count(client: redis.Redis, name: str, *labels: str) -> None:
-    """Add 1 to counter ``name`` with ``labels`` (in the order api/metrics.py names them)."""
-    client.hincrby(METRICS_KEY, counter_field(name, *labels), 1)
-
-
-def admitted(client: redis.Redis, kind: str, mode: str, accepted: bool) -> None:
-    """Count a submission: admitted, or refused with a 429 because too many jobs wait."""
-    count(client, "jobs_admitted" if accepted else "jobs_refused", kind, mode)
-
-
 # What ``ended`` reads of a record; the terminal write (jobs/records.py) returns the same fields.
 ENDED_FIELDS = ("kind", "mode", "worker", "created_at", "started_at", "finished_at", "result")
 

@@ -24,7 +24,11 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded",
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
 _JSON_FIELDS = ("params", "progress", "result", "error", "payload")
 
-_CLAIM = """
+# Each state-writing script below starts with events.LUA_PUBLISH and takes the event's keys
+# (events.keys) last among its fixed KEYS: the write and its event are one round trip.
+_CLAIM = (
+    events.LUA_PUBLISH
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if ARGV[6] == '1' and status ~= 'queued' and status ~= 'running' then redis.call('ZREM', KEYS[3], ARGV[7]) end
@@ -39,32 +43,48 @@ end
 if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis.call('DECR', KEYS[5]) end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+publish_event(KEYS[6], KEYS[7], KEYS[8], ARGV[9], ARGV[7], 'running')
 return 1
 """
+)
 
-# KEYS: record, waiting set (or the record), the list to push the message on (or the record), then the
-# count of queued jobs (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count.
+# KEYS: record, waiting set (or the record), the list to push the message on (or the record), the
+# metrics hash, the job list's index and the owner's (or the record), then the count of queued jobs
+# (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count.  The job joins the
+# indexes scored by Redis' clock in milliseconds, and entries JOB_TTL (ARGV[2]) has expired leave them.
 _ADMIT = """
+local t = redis.call('TIME')
 local waiting = 0
 if ARGV[6] == '1' then
-  waiting = tonumber(redis.call('GET', KEYS[4]) or '0')
+  waiting = tonumber(redis.call('GET', KEYS[7]) or '0')
 else
-  for i = 4, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
+  for i = 7, #KEYS do waiting = waiting + redis.call('LLEN', KEYS[i]) end
 end
-if waiting >= tonumber(ARGV[1]) then return waiting end
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if waiting >= tonumber(ARGV[1]) then
+  redis.call('HINCRBY', KEYS[4], ARGV[8], 1)
+  return waiting
+end
+for i = 10, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'counted', '1')
-  redis.call('INCR', KEYS[4])
+  redis.call('INCR', KEYS[7])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
-  local t = redis.call('TIME')
   local rank = t[1] + t[2] / 1000000 - tonumber(ARGV[3])
   redis.call('ZADD', KEYS[2], rank, ARGV[4])
   redis.call('HSET', KEYS[1], 'rank', rank)
 end
 if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[3], ARGV[5]) end
+redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
+local ms = t[1] * 1000 + math.floor(t[2] / 1000)
+local expired = '(' .. (ms - tonumber(ARGV[2]) * 1000)
+local last = 5
+if ARGV[9] == '1' then last = 6 end
+for i = 5, last do
+  redis.call('ZADD', KEYS[i], ms, ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', expired)
+end
 return -1
 """
 
@@ -73,17 +93,23 @@ CLAIMED, ENDED, GONE, HELD = 1, 0, -1, -2
 WAIT_SLICE = 2.0
 
 # Returns 2 when a cancel was requested, so the worker learns of it with the progress write it makes anyway.
-_PROGRESS = """
+_PROGRESS = (
+    events.LUA_PUBLISH
+    + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 redis.call('HSET', KEYS[1], 'progress', ARGV[2])
+publish_event(KEYS[3], KEYS[4], KEYS[5], ARGV[3], ARGV[4], 'progress')
 if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 2 end
 return 1
 """
+)
 
 # The lease holder's terminal write; it gives the lease up (and leaves the running index) in the same step,
-# and answers the record's fields named after ARGV[7] (metrics.ENDED_FIELDS), or 0 when it wrote nothing.
-_FINISH = """
+# and answers the record's fields named after ARGV[8] (metrics.ENDED_FIELDS), or 0 when it wrote nothing.
+_FINISH = (
+    events.LUA_PUBLISH
+    + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[4], ARGV[7])
@@ -93,8 +119,10 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], 'finished_at', ARGV[3], ARGV[4], 
 redis.call('HINCRBY', KEYS[1], 'completions', 1)
 redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
-return redis.call('HMGET', KEYS[1], unpack(ARGV, 8))
+publish_event(KEYS[5], KEYS[6], KEYS[7], ARGV[8], ARGV[7], ARGV[2])
+return redis.call('HMGET', KEYS[1], unpack(ARGV, 9))
 """
+)
 
 # The lease holder moves the job on to its next stage: the stage's message is pushed as the lease is given up.
 _HAND_OFF = """
@@ -109,7 +137,9 @@ return 1
 # A turn job left running with no lease and no stage beyond generation (its worker died, or Redis
 # lost the lease) goes back to its mode's waiting set at its old rank, with a message of its own, counted
 # against QUEUE_MAX again until it is claimed.
-_REQUEUE = """
+_REQUEUE = (
+    events.LUA_PUBLISH
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'running' or redis.call('HEXISTS', KEYS[1], 'stage') == 1 then
   redis.call('ZREM', KEYS[4], ARGV[1])
@@ -123,13 +153,17 @@ redis.call('INCR', KEYS[6])
 redis.call('ZADD', KEYS[3], rank, ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('LPUSH', KEYS[5], ARGV[2])
+publish_event(KEYS[7], KEYS[8], KEYS[9], ARGV[3], ARGV[1], 'queued')
 return 1
 """
+)
 
 # A job nobody is working on (queued, or running with no live lease: between the generation and its
 # super-resolution stage, or its worker died) ends canceled at once; a job a worker holds is flagged
 # for the worker to stop at its next step.
-_CANCEL = """
+_CANCEL = (
+    events.LUA_PUBLISH
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
 if status == 'succeeded' or status == 'failed' or status == 'canceled' then return 0 end
@@ -145,8 +179,10 @@ redis.call('ZREM', KEYS[5], ARGV[6])
 if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis.call('DECR', KEYS[6]) end
 redis.call('RPUSH', KEYS[3], 'canceled')
 redis.call('EXPIRE', KEYS[3], ARGV[4])
+publish_event(KEYS[7], KEYS[8], KEYS[9], ARGV[7], ARGV[6], 'canceled')
 return 1
 """
+)
 CANCELED_NOW, CANCEL_REQUESTED = 1, 2  # what cancel() did, besides ENDED and GONE
 STEP_CANCELED = 2  # what progress() returns when the job should stop
 
@@ -233,14 +269,24 @@ class JobRecords:
             job_key(job_id),
             turn.waiting if turn else job_key(job_id),
             message.queue if message else job_key(job_id),
+            metrics.METRICS_KEY,
+            index.ALL_JOBS,
+            index.owner_index(owner) if owner else job_key(job_id),
             *([QUEUED_COUNT] if counted else queues),
         ]
-        envelope = message.envelope if message else ""
-        flag = "1" if counted else "0"
-        depth = int(self._admit(keys=keys, args=[queue_max, self._ttl, offset, job_id, envelope, flag, *fields]))
-        metrics.admitted(self._redis, kind, mode, depth < 0)
-        if depth < 0:
-            index.add(self._redis, job_id, owner, self._ttl)
+        args = [
+            queue_max,
+            self._ttl,
+            offset,
+            job_id,
+            message.envelope if message else "",
+            "1" if counted else "0",
+            metrics.counter_field("jobs_admitted", kind, mode),
+            metrics.counter_field("jobs_refused", kind, mode),
+            "1" if owner else "0",
+            *fields,
+        ]
+        depth = int(self._admit(keys=keys, args=args))
         return (record if depth < 0 else None), depth
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -264,27 +310,23 @@ class JobRecords:
         its stage, already ended), GONE (its record expired) or HELD (another worker
         holds the lease).
         """
-        code = int(
-            self._claim(
-                keys=[job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX, QUEUED_COUNT],
-                args=[token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage],
-            )
-        )
-        if code == CLAIMED:
-            events.publish(self._redis, job_id, RUNNING)
-        return code
+        keys = [job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX, QUEUED_COUNT]
+        args = [token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage]
+        return int(self._claim(keys=[*keys, *events.keys(job_id)], args=[*args, events.message(RUNNING)]))
 
     def progress(self, job_id: str, token: str, step: int, total: int) -> int:
         """Record step ``step`` of ``total``; returns STEP_CANCELED when a cancel was requested."""
-        code = int(
+        return int(
             self._progress(
-                keys=[job_key(job_id), lease_key(job_id)],
-                args=[token, json.dumps({"step": step, "total": total})],
+                keys=[job_key(job_id), lease_key(job_id), *events.keys(job_id)],
+                args=[
+                    token,
+                    json.dumps({"step": step, "total": total}),
+                    events.message("progress", step=step, total=total),
+                    job_id,
+                ],
             )
         )
-        if code:
-            events.publish(self._redis, job_id, "progress", step=step, total=total)
-        return code
 
     def succeed(self, job_id: str, token: str, result: dict[str, Any]) -> bool:
         return self._end(job_id, token, SUCCEEDED, "result", result)
@@ -308,6 +350,7 @@ class JobRecords:
                     waiting or done_key(job_id),
                     RUNNING_INDEX,
                     QUEUED_COUNT,
+                    *events.keys(job_id),
                 ],
                 args=[
                     now_iso(),
@@ -316,12 +359,12 @@ class JobRecords:
                     self._ttl,
                     "1" if waiting else "0",
                     job_id,
+                    events.message(CANCELED),
                 ],
             )
         )
         if code == CANCELED_NOW:
             metrics.ended(self._redis, job_id, CANCELED)
-            events.publish(self._redis, job_id, CANCELED)
         return code
 
     def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
@@ -340,15 +383,9 @@ class JobRecords:
         its ``waiting`` set at its old rank and push ``message`` for it, in one atomic step.
         False when it needs no requeue: someone holds it, or it ended or moved on (it then
         leaves the running index)."""
-        requeued = bool(
-            self._requeue(
-                keys=[job_key(job_id), lease_key(job_id), waiting, RUNNING_INDEX, message.queue, QUEUED_COUNT],
-                args=[job_id, message.envelope],
-            )
-        )
-        if requeued:
-            events.publish(self._redis, job_id, QUEUED, requeued=True)
-        return requeued
+        keys = [job_key(job_id), lease_key(job_id), waiting, RUNNING_INDEX, message.queue, QUEUED_COUNT]
+        args = [job_id, message.envelope, events.message(QUEUED, requeued=True)]
+        return bool(self._requeue(keys=[*keys, *events.keys(job_id)], args=args))
 
     def running(self, claimed_before: float) -> list[str]:
         """Turn jobs claimed before ``claimed_before`` (epoch seconds) and not yet ended or handed on."""
@@ -358,14 +395,12 @@ class JobRecords:
         return bool(self._redis.hexists(job_key(job_id), "cancel_requested"))
 
     def _end(self, job_id: str, token: str, status: str, field: str, value: dict[str, Any]) -> bool:
-        done = self._finish(
-            keys=[job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX],
-            args=[token, status, now_iso(), field, json.dumps(value), self._ttl, job_id, *metrics.ENDED_FIELDS],
-        )
+        keys = [job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX, *events.keys(job_id)]
+        args = [token, status, now_iso(), field, json.dumps(value), self._ttl, job_id, events.message(status)]
+        done = self._finish(keys=keys, args=[*args, *metrics.ENDED_FIELDS])
         if not done:
             return False
         metrics.ended(self._redis, job_id, status, done)
-        events.publish(self._redis, job_id, status)
         return True
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
