@@ -1,7 +1,8 @@
 """How error messages name values, so no message shows a Python object's repr.
 
-A message names a list of choices as plain words (``demo, sdxl``), and a value a client sent
-as the JSON it sent (``{"a": 1}``, not ``{'a': 1}``).
+A message names a list of choices as plain words (``demo, sdxl``; a caller whose names hold
+spaces quotes each, ``'Euler a', 'DDIM'``), and a value a client sent as the JSON it sent
+(``{"a": 1}``, not ``{'a': 1}``).
 """
 
 from __future__ import annotations

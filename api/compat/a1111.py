@@ -391,7 +391,7 @@ def _refuse_unhonoured(req: Generation) -> None:
     if active:
         raise ApiError(
             400,
-            f"alwayson_scripts {choices(repr(name) for name in active)}: extensions other than ControlNet are not "
+            f"alwayson_scripts {choices(map(repr, active))}: extensions other than ControlNet are not "
             "available on this service",
             "alwayson_scripts",
         )
@@ -446,7 +446,9 @@ def _mode_of(title: str) -> Mode:
         hashes = _hashes()
         titles = [_title(mode, hashes) for mode in modes.values()]
         raise ApiError(
-            400, f"unknown sd_model_checkpoint {title!r}; the checkpoints are {choices(titles)}", "sd_model_checkpoint"
+            400,
+            f"unknown sd_model_checkpoint {title!r}; the checkpoints are {choices(map(repr, titles))}",
+            "sd_model_checkpoint",
         )
     return modes[name]
 

@@ -298,7 +298,9 @@ class JobRequest(BaseModel):
             return None
         name = resolve_sampler(raw)
         if name is None:
-            raise field_error(f"unknown sampler {raw!r}; accepted samplers are {choices(accepted_sampler_names())}")
+            raise field_error(
+                f"unknown sampler {raw!r}; accepted samplers are {choices(map(repr, accepted_sampler_names()))}"
+            )
         mode = mode_of(info)
         if mode is not None and mode.backend in EDGE_BACKENDS and name not in EDGE_SAMPLERS:
             raise field_error(f"mode {mode.name!r} runs on the {mode.backend} backend, whose pipeline runs LCM only")
