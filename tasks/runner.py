@@ -60,6 +60,7 @@ class JobRunner:
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
         # Resolves a message's model and LoRA names on this host (modes/roots.py); None: paths used as given.
         self.roots: ModelRoots | None = None
+        self._hashes_published: dict[str, str] = {}  # model name -> the short hash this process published
 
     def turn(self, job: ModeJob, worker: str, delivery_tag: str | None) -> str:
         """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
@@ -121,8 +122,9 @@ class JobRunner:
 
         def work(lease: Lease) -> dict[str, Any] | str:
             began = time.perf_counter()
-            prefetch(self._located(lead).mode.model_path)  # the infotext's Model hash, beside the pipeline
-            result = self._generate(lead, lease)
+            located = self._located(lead)
+            prefetch(located.mode.model_path)  # the infotext's Model hash, beside the pipeline
+            result = self._generate(lead, located, lease)
             if not lead.superres:
                 return result
             result["run_seconds"] = round(time.perf_counter() - began, 4)
@@ -226,18 +228,20 @@ class JobRunner:
             began = time.perf_counter()
             try:
                 with self._busy(lead.job_id):
-                    images = self.backend.generate_batch([self._located(job) for job, _ in members], on_step)
+                    located = [self._located(job) for job, _ in members]
+                    images = self.backend.generate_batch(located, on_step)
             except Exception as exc:
                 log.exception("job %s: batch of %s failed", lead.job_id, what)
                 for _, lease in members:
                     lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
             seconds = round(time.perf_counter() - began, 4)
-            for (job, lease), generated in zip(members, images, strict=True):
+            for (job, lease), where, generated in zip(members, located, images, strict=True):
                 if job.job_id in stopped:
                     end_canceled(self.records, lease, stopped[job.job_id])
                     continue
-                self._succeed(lease, {**self._store(job, [generated]), "run_seconds": seconds, "batch": len(members)})
+                stored = self._store(job, where, [generated])
+                self._succeed(lease, {**stored, "run_seconds": seconds, "batch": len(members)})
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
             return "succeeded"
 
@@ -271,13 +275,13 @@ class JobRunner:
         log.warning("job %s: finished but lost its lease; another worker owns the result", lease.job_id)
         return False
 
-    def _generate(self, job: GenerateJob, lease: Lease) -> dict[str, Any]:
+    def _generate(self, job: GenerateJob, located: GenerateJob, lease: Lease) -> dict[str, Any]:
+        """Run ``job`` (``located``: the same job with its files resolved on this host) and store its images."""
         on_step = step_reporter(self.records, job.job_id, lease.token)
         inputs = self._inputs(job)
-        located = self._located(job)
         if job.params.n == 1:
-            return self._store(job, [self.backend.generate(located, on_step=on_step, **inputs)])
-        return self._store(job, self._generate_images(located, on_step, inputs))
+            return self._store(job, located, [self.backend.generate(located, on_step=on_step, **inputs)])
+        return self._store(job, located, self._generate_images(located, on_step, inputs))
 
     def _generate_images(self, job: GenerateJob, on_step: StepCallback, inputs: dict[str, Any]) -> list[Generated]:
         """The images of a job of several: txt2img in pipeline calls of up to BATCH_MAX images, img2img one
@@ -297,9 +301,8 @@ class JobRunner:
                 made.extend(self.backend.generate_batch(chunk, report))
         return made
 
-    def _store(self, job: GenerateJob, generated: list[Generated]) -> dict[str, Any]:
+    def _store(self, job: GenerateJob, located: GenerateJob, generated: list[Generated]) -> dict[str, Any]:
         """Write the job's PNGs to the store; the result fields of its record (the first image's at the top)."""
-        located = self._located(job)
         images = []
         for index, (single, made) in enumerate(zip(located.images(), generated, strict=True)):
             key = generated_key(job.job_id) if job.superres else result_object_key(job.job_id, index)
@@ -307,8 +310,8 @@ class JobRunner:
             images.append({"key": key, "seed": single.params.seed})
         first = generated[0]
         short_hash = model_hash(located.mode.model_path)
-        if short_hash:  # for the API's listings (/sdapi/v1/sd-models), by the model's name under the model root
-            self.redis.hset(MODEL_HASHES, job.mode.model_path, short_hash)
+        if short_hash:
+            self._publish_hash(job.mode.model_path, short_hash)
         return {
             "key": images[0]["key"],
             "seed": job.params.seed,
@@ -319,6 +322,13 @@ class JobRunner:
             "images": images,
             "model_hash": short_hash,
         }
+
+    def _publish_hash(self, name: str, short_hash: str) -> None:
+        """For the API's listings (/sdapi/v1/sd-models), by the model's name under the model root; written
+        when this process first sees the model or its hash changes, not on every job."""
+        if self._hashes_published.get(name) != short_hash:
+            self.redis.hset(MODEL_HASHES, name, short_hash)
+            self._hashes_published[name] = short_hash
 
     def _inputs(self, job: GenerateJob) -> dict[str, Any]:
         """The job's input images from the store, decoded; only those it has, so txt2img backends need none."""
