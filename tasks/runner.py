@@ -15,7 +15,7 @@ import redis
 from PIL import Image
 
 from jobs.keys import MODEL_HASHES, result_object_key, waiting_key
-from jobs.messages import CustomJob, GenerateJob, SwitchJob
+from jobs.messages import CustomJob, GenerateJob, ResolvedMode, SwitchJob
 from jobs.model_hash import model_hash, prefetch
 from jobs.records import CLAIMED, ENDED, GONE, RUNNING, JobRecords
 from jobs.superres import generated_key
@@ -60,6 +60,7 @@ class JobRunner:
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
         # Resolves a message's model and LoRA names on this host (modes/roots.py); None: paths used as given.
         self.roots: ModelRoots | None = None
+        self._last_located: tuple[ResolvedMode, ResolvedMode] | None = None  # a message's mode, resolved here
         self._hashes_published: dict[str, str] = {}  # model name -> the short hash this process published
 
     def turn(self, job: ModeJob, worker: str, delivery_tag: str | None) -> str:
@@ -266,8 +267,18 @@ class JobRunner:
                 self.switches += 1
 
     def _located(self, job: J) -> J:
-        """``job`` with its mode's files resolved on this host (the message names them relative to the roots)."""
-        return job if self.roots is None else replace(job, mode=self.roots.locate(job.mode))
+        """``job`` with its mode's files resolved on this host (the message names them relative to the roots).
+
+        Resolving checks every file of a model folder for links leading outside its root. A job of the mode
+        the backend has loaded, with the same message, reuses the last resolution: its files were checked
+        when they were loaded and are not read again.
+        """
+        if self.roots is None:
+            return job
+        last = self._last_located
+        if last is None or last[0] != job.mode or self.backend.loaded_mode != job.mode.name:
+            last = self._last_located = (job.mode, self.roots.locate(job.mode))
+        return replace(job, mode=last[1])
 
     def _succeed(self, lease: Lease, result: dict[str, Any]) -> bool:
         if lease.end(self.records.succeed, result):
