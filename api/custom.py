@@ -11,6 +11,7 @@ from api.schemas.responses import Job
 from api.services import services
 from api.status import live_workers
 from api.views import public_job
+from api.webhook_fields import checked_webhook
 from jobs.wording import choices
 
 bp = Blueprint("custom", __name__)
@@ -37,5 +38,5 @@ def submit_custom():
         raise ApiError(
             400, f"no live worker offers the custom handler {handler!r}; offered: {choices(offered)}", "handler"
         )
-    record = svc.submit_custom(handler, args)
+    record = svc.submit_custom(handler, args, checked_webhook(body.webhook, body.webhook_events_filter))
     return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}

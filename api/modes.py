@@ -12,6 +12,7 @@ from api.schemas.responses import Job, ModesListing, ReloadRefused
 from api.services import services
 from api.status import live_workers
 from api.views import public_job
+from api.webhook_fields import checked_webhook
 from jobs.wording import choices
 from modes import Mode
 
@@ -89,9 +90,9 @@ def reload_modes():
 def switch_mode():
     """Queue a switch to a mode behind the jobs already queued for it; answers at once with the job to poll."""
     svc = services()
-    name = parse(SwitchRequest, request.get_json(silent=True)).mode
+    body = parse(SwitchRequest, request.get_json(silent=True))
     modes = svc.modes.modes
-    if name not in modes:
-        raise ApiError(404, f"unknown mode {name!r}; valid modes are {choices(sorted(modes))}", "mode")
-    record = svc.submit_switch(modes[name])
+    if body.mode not in modes:
+        raise ApiError(404, f"unknown mode {body.mode!r}; valid modes are {choices(sorted(modes))}", "mode")
+    record = svc.submit_switch(modes[body.mode], checked_webhook(body.webhook, body.webhook_events_filter))
     return jsonify(public_job(record)), 202, {"Location": url_for("jobs.get_job", job_id=record["id"])}

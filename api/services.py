@@ -83,16 +83,16 @@ class Services:
             job.job_id, "generate", mode, GENERATE_TASK, payload, record_params, uploads, params.priority, webhook
         )
 
-    def submit_switch(self, mode: Mode) -> dict[str, Any]:
+    def submit_switch(self, mode: Mode, webhook: Webhook | None = None) -> dict[str, Any]:
         """Queue a mode switch behind the jobs already queued for the mode."""
         job = SwitchJob(job_id=str(uuid.uuid4()), mode=message(mode))
-        return self._submit(job.job_id, "switch", mode, SWITCH_TASK, job.to_dict(), {})
+        return self._submit(job.job_id, "switch", mode, SWITCH_TASK, job.to_dict(), {}, webhook=webhook)
 
-    def submit_custom(self, handler: str, args: dict[str, Any]) -> dict[str, Any]:
+    def submit_custom(self, handler: str, args: dict[str, Any], webhook: Webhook | None = None) -> dict[str, Any]:
         """Queue a registered custom handler on the custom-job queue."""
         job = CustomJob(job_id=str(uuid.uuid4()), handler=handler, args=args)
         params = {"handler": handler, "args": args}
-        return self._submit(job.job_id, "custom", None, CUSTOM_TASK, job.to_dict(), params)
+        return self._submit(job.job_id, "custom", None, CUSTOM_TASK, job.to_dict(), params, webhook=webhook)
 
     def _submit(
         self,
@@ -119,8 +119,7 @@ class Services:
         message = self.producer.message(task, payload, queue, job_id)
         name = mode.name if mode else ""
         owner = owner_name()
-        if webhook:  # before the job is admitted: its first event may come at once
-            webhooks.register(self.redis, job_id, webhook.url, webhook.events, self.settings.job_ttl)
+        self.register_webhook(job_id, webhook)
         with self.limits.job_place(owner, job_id):
             record, depth = self.records.create(
                 job_id, kind, name, params, [], self.settings.queue_max, turn, message, counted=True, owner=owner
@@ -133,6 +132,11 @@ class Services:
                 )
         current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record
+
+    def register_webhook(self, job_id: str, webhook: Webhook | None) -> None:
+        """Called before the job is admitted: its first event may come at once."""
+        if webhook:
+            webhooks.register(self.redis, job_id, webhook.url, webhook.events, self.settings.job_ttl)
 
     def _store_uploads(self, uploads: dict[str, bytes]) -> None:
         """Inputs are stored under their content hash: one already there is the same bytes."""

@@ -15,12 +15,13 @@ from api.jobs import result_png
 from api.openapi import documented
 from api.schemas import SuperResUpload
 from api.schemas.responses import Job
-from api.schemas.superres import upload_options
+from api.schemas.superres import upload_request
 from api.services import Services, services
 from api.superres_fields import require_enabled, sr_settings
 from api.uploads import check_image, read_upload
 from api.views import public_job
 from api.waiting import wait_for_success
+from api.webhook_fields import Webhook, checked_webhook
 from config import SuperResSettings
 from jobs.images import ImageInfo
 from jobs.superres import SUPERRES_KIND, SUPERRES_QUEUE, SUPERRES_TASK, SuperResJob, SuperResOptions, upload_key
@@ -77,12 +78,20 @@ def _accept_upload() -> dict[str, Any]:
     sr = sr_settings()
     require_enabled(sr)
     data, form = read_upload(request, sr)
-    options = upload_options(data, form)
-    info = check_image(data, options.magnitude, sr)
-    return submit(services(), sr, data, options, info)
+    upload = upload_request(data, form)
+    webhook = checked_webhook(upload.webhook, upload.webhook_events_filter)
+    options = upload.options()
+    return submit(services(), sr, data, options, check_image(data, options.magnitude, sr), webhook)
 
 
-def submit(svc: Services, sr: SuperResSettings, data: bytes, options: SuperResOptions, info: ImageInfo) -> dict:
+def submit(
+    svc: Services,
+    sr: SuperResSettings,
+    data: bytes,
+    options: SuperResOptions,
+    info: ImageInfo,
+    webhook: Webhook | None = None,
+) -> dict:
     """Put the upload in the store, then record and enqueue the job in one step; or raise having left nothing behind."""
     job_id = str(uuid.uuid4())
     job = SuperResJob(job_id=job_id, input_key=upload_key(job_id), options=options)
@@ -102,6 +111,7 @@ def submit(svc: Services, sr: SuperResSettings, data: bytes, options: SuperResOp
         raise ApiError(503, f"could not store the upload ({exc}); check STORE_URL") from exc
     message = svc.producer.message(SUPERRES_TASK, job.to_dict(), SUPERRES_QUEUE, job.job_id)
     owner = owner_name()
+    svc.register_webhook(job.job_id, webhook)
     try:
         with svc.limits.job_place(owner, job.job_id):
             record, waiting = svc.records.create(

@@ -18,13 +18,14 @@ _FORM_OVERHEAD = 64 * 1024
 _NO_LIMIT = 2**62
 
 
-def read_upload(request: Request, sr: SuperResSettings) -> tuple[bytes, dict[str, str]]:
-    """The ``file`` field's bytes and the other form fields, or a 4xx."""
+def read_upload(request: Request, sr: SuperResSettings) -> tuple[bytes, dict[str, str | list[str]]]:
+    """The ``file`` field's bytes and the other form fields (a repeated one as a list), or a 4xx."""
     if request.mimetype != "multipart/form-data":
         raise ApiError(400, "send the image as multipart/form-data with a 'file' field", "file")
     request.max_content_length = sr.max_upload_bytes + _FORM_OVERHEAD
     try:
-        files, form = request.files, request.form.to_dict()
+        files = request.files
+        form = {key: values[0] if len(values) == 1 else values for key, values in request.form.lists()}
     except RequestEntityTooLarge:
         raise _too_large(sr) from None
     extra = sorted(set(files) - {"file"})

@@ -191,3 +191,21 @@ def test_docs_page_and_its_assets_come_from_the_api(app):
         assert client.get(reference).status_code == 200, reference
     assert "SwaggerUIBundle" in client.get("/docs/swagger-ui-bundle.js").text
     assert client.get("/docs/../config.py").status_code == 404
+
+
+def request_schema(doc: dict, path: str) -> dict:
+    """The schema of ``POST path``'s body (JSON or multipart), its reference resolved."""
+    content = doc["paths"][path]["post"]["requestBody"]["content"]
+    ref = next(iter(content.values()))["schema"]["$ref"]
+    return doc["components"]["schemas"][ref.split("/")[-1]]
+
+
+def test_every_job_route_documents_the_webhook_fields(app):
+    doc = document(app)
+    for path in ("/api/jobs", "/generate", "/api/superres", "/superres", "/api/modes/switch", "/api/custom"):
+        body = request_schema(doc, path)
+        assert {"webhook", "webhook_events_filter"} <= set(body["properties"]), path
+        events = body["properties"]["webhook_events_filter"]["anyOf"][0]["items"]
+        assert events["enum"] == ["start", "progress", "completed"], path
+        needs = {"required": ["webhook"], "properties": {"webhook": {"not": {"type": "null"}}}}
+        assert any(rule.get("then") == needs for rule in body["allOf"]), path

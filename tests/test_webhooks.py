@@ -1,6 +1,8 @@
 """Webhooks end to end: real redis-server, the API under gunicorn, a torch worker on the tiny model, the
 sender process (python -m webhooks.sender), and receivers on loopback (which the stack's WEBHOOK_ALLOW
-lets through).  The receiver checks each request's signature with its own HMAC."""
+lets through).  The receiver checks each request's signature with its own HMAC.  Every kind of job
+takes a webhook: generation, super-resolution, mode switch, custom, and the compatible routes' jobs
+(through the X-Dreamlab-Webhook header)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,13 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import openai
 import pytest
 import requests
 
 from tests.client import submit
 from tests.processes import own_stack, wait_for
+from tests.sr_helpers import encoded, picture, start_superres_worker
 
 SECRET = "test-webhook-secret"
 
@@ -57,6 +61,7 @@ def hook_stack(tmp_path_factory, modes_file):
     overrides = {"WEBHOOK_SECRET": SECRET, "WEBHOOK_ALLOW": "127.0.0.1/32", "WEBHOOK_RETRY_BASE": "0.2"}
     with own_stack(tmp_path_factory.mktemp("webhooks"), modes_file, **overrides) as stack:
         stack.start_worker()
+        start_superres_worker(stack)
         stack.spawn("webhooks", [sys.executable, "-m", "webhooks.sender"])
         stack.base = stack.start_api()
         yield stack
@@ -98,3 +103,93 @@ def test_a_disallowed_destination_is_400_at_submit(hook_stack):
     bad_filter = {"prompt": "x", "webhook": "http://127.0.0.1:9/h", "webhook_events_filter": ["output"]}
     assert requests.post(f"{hook_stack.base}/api/jobs", json=bad_filter, timeout=30).status_code == 400
     assert requests.get(f"{hook_stack.base}/api/jobs", timeout=30).json()["jobs"] == before  # nothing accepted
+
+
+def completed(stack, receiver: Receiver) -> dict:
+    """The one signed ``completed`` webhook's body, checked to be the job as GET /api/jobs/<id> shows it."""
+    wait_for(lambda: "completed" in receiver.events(), 120, "the completed webhook")
+    call = receiver.calls[receiver.events().index("completed")]
+    assert signed(call)
+    body = json.loads(call["body"])
+    assert body == requests.get(f"{stack.base}/api/jobs/{body['id']}", timeout=30).json()
+    return body
+
+
+def test_a_superres_job_tells_its_webhook(hook_stack):
+    receiver = Receiver()
+    fields = {"magnitude": "1", "webhook": receiver.url, "webhook_events_filter": ["start", "completed"]}
+    files = {"file": ("in.png", IMAGE)}
+    answer = requests.post(f"{hook_stack.base}/api/superres", files=files, data=fields, timeout=60)
+    assert answer.status_code == 202, answer.text
+    body = completed(hook_stack, receiver)
+    assert body["id"] == answer.json()["id"] and body["kind"] == "superres" and body["status"] == "succeeded"
+    assert receiver.events() == ["start", "completed"]
+
+
+def test_a_mode_switch_tells_its_webhook(hook_stack):
+    receiver = Receiver()
+    body = {"mode": "demo", "webhook": receiver.url, "webhook_events_filter": ["completed"]}
+    answer = requests.post(f"{hook_stack.base}/api/modes/switch", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+    record = completed(hook_stack, receiver)
+    assert record["id"] == answer.json()["id"] and record["kind"] == "switch" and record["status"] == "succeeded"
+    assert receiver.events() == ["completed"]
+
+
+def test_a_custom_job_tells_its_webhook(hook_stack):
+    receiver = Receiver()
+    body = {"handler": "echo", "args": {"a": 1}, "webhook": receiver.url}
+    answer = requests.post(f"{hook_stack.base}/api/custom", json=body, timeout=30)
+    assert answer.status_code == 202, answer.text
+    record = completed(hook_stack, receiver)
+    assert record["kind"] == "custom" and record["result"]["output"] == {"args": {"a": 1}}
+
+
+def test_an_openai_client_names_a_webhook_in_a_header(hook_stack):
+    receiver = Receiver()
+    client = openai.OpenAI(base_url=f"{hook_stack.base}/v1", api_key="sk-anything", max_retries=0, timeout=120)
+    headers = {"X-Dreamlab-Webhook": receiver.url, "X-Dreamlab-Webhook-Events": "completed"}
+    raw = client.images.with_raw_response.generate(prompt="a bell", size="64x64", extra_headers=headers)
+    record = completed(hook_stack, receiver)
+    assert record["id"] == raw.headers["X-Job-Id"] and record["kind"] == "generate"
+    assert receiver.events() == ["completed"]
+
+
+REFUSED = "http://10.1.2.3/hook"
+IMAGE = encoded(picture(24, 16))  # a real image: the webhook, not the upload, is what is refused
+
+
+@pytest.mark.parametrize(
+    ("path", "request_args", "field"),
+    [
+        ("/api/superres", {"files": {"file": ("in.png", IMAGE)}, "data": {"webhook": REFUSED}}, "webhook"),
+        ("/superres", {"files": {"file": ("in.png", IMAGE)}, "data": {"webhook": REFUSED}}, "webhook"),
+        ("/api/modes/switch", {"json": {"mode": "demo", "webhook": REFUSED}}, "webhook"),
+        ("/api/custom", {"json": {"handler": "echo", "webhook": REFUSED}}, "webhook"),
+        ("/sdapi/v1/txt2img", {"json": {"prompt": "x"}, "headers": {"X-Dreamlab-Webhook": REFUSED}}, None),
+        (
+            "/sdapi/v1/options",
+            {"json": {"sd_model_checkpoint": "demo"}, "headers": {"X-Dreamlab-Webhook": REFUSED}},
+            None,
+        ),
+        ("/v1/images/generations", {"json": {"prompt": "x"}, "headers": {"X-Dreamlab-Webhook": REFUSED}}, None),
+    ],
+)
+def test_a_disallowed_destination_on_any_job_route_is_400(hook_stack, path, request_args, field):
+    before = requests.get(f"{hook_stack.base}/api/jobs", timeout=30).json()["jobs"]
+    answer = requests.post(f"{hook_stack.base}{path}", timeout=30, **request_args)
+    assert answer.status_code == 400, answer.text
+    assert "10.1.2.3" in answer.text and "WEBHOOK_ALLOW" in answer.text
+    if field:
+        assert answer.json()["error"]["field"] == field
+    assert requests.get(f"{hook_stack.base}/api/jobs", timeout=30).json()["jobs"] == before  # nothing accepted
+
+
+def test_the_events_filter_of_an_upload_and_of_a_header_is_checked(hook_stack):
+    files = {"file": ("in.png", IMAGE)}
+    fields = {"webhook": "http://127.0.0.1:9/h", "webhook_events_filter": "start,output"}
+    answer = requests.post(f"{hook_stack.base}/api/superres", files=files, data=fields, timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["field"].startswith("webhook_events_filter")
+    headers = {"X-Dreamlab-Webhook-Events": "completed"}
+    answer = requests.post(f"{hook_stack.base}/sdapi/v1/txt2img", json={"prompt": "x"}, headers=headers, timeout=30)
+    assert answer.status_code == 400 and "X-Dreamlab-Webhook" in answer.text

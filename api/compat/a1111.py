@@ -33,6 +33,7 @@ from api.superres_fields import require_enabled, sr_settings
 from api.uploads import check_image
 from api.validation import json_object
 from api.waiting import wait_for_success
+from api.webhook_fields import header_webhook
 from jobs.keys import MODEL_HASHES, PREFIX
 from jobs.records import RUNNING, TERMINAL
 from jobs.samplers import A1111_NAMES, SCHEDULE_SUFFIXES
@@ -147,9 +148,8 @@ def extra_single_image():
         )
     data = _decoded(req.image, "image")
     svc = services()
-    record = submit_superres(
-        svc, sr, data, SuperResOptions(passes, "png", DEFAULT_QUALITY), check_image(data, passes, sr)
-    )
+    options = SuperResOptions(passes, "png", DEFAULT_QUALITY)
+    record = submit_superres(svc, sr, data, options, check_image(data, passes, sr), header_webhook())
     _log_ignored(record["id"], req, {"upscaler_1"})
     done = wait_for_success(svc, record["id"], sr.request_timeout, "SR_REQUEST_TIMEOUT")
     scale = sr.factor**passes
@@ -251,7 +251,7 @@ def set_options():
         mode = _mode_of(req.sd_model_checkpoint)
         svc.redis.set(checkpoint_key(owner_name()), mode.name, ex=svc.settings.job_ttl)
         if sees_everything():
-            record = svc.submit_switch(mode)
+            record = svc.submit_switch(mode, header_webhook())
             headers["X-Job-Id"] = record["id"]
     ignored = sorted(req.model_extra or {})
     if ignored:

@@ -17,6 +17,7 @@ from api.jobs import result_png
 from api.services import services
 from api.validation import parse_generation
 from api.waiting import wait_for_success
+from api.webhook_fields import header_webhook
 from jobs.images import ImageRejected, decode
 from jobs.keys import PREFIX
 
@@ -30,7 +31,7 @@ def submit(body: dict[str, Any], ignored: list[str] | None = None) -> dict[str, 
     """Validate and queue ``body`` (a ``POST /api/jobs`` body) exactly as the native route does; the record."""
     svc = services()
     mode, params, uploads = parse_generation(body, svc.modes)
-    record = svc.submit_generation(mode, params, None, uploads)
+    record = svc.submit_generation(mode, params, None, uploads, header_webhook())
     svc.redis.set(latest_key(owner_name()), record["id"], ex=svc.settings.job_ttl)
     if ignored:
         current_app.logger.info("job %s: ignored fields the service does not use: %s", record["id"], ignored)

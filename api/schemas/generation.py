@@ -18,6 +18,7 @@ from api.control_fields import parse_control
 from api.errors import ApiError
 from api.init_image import MAX_BYTES, MAX_PIXELS, MAX_SIDE, InitImage, parse_init_image
 from api.schemas.parsing import field_error, parse
+from api.schemas.webhooks import WebhookEvents, WebhookUrl
 from jobs.messages import GenerateParams
 from jobs.samplers import EDGE_SAMPLERS, accepted_sampler_names, resolve_sampler
 from jobs.superres import MAX_MAGNITUDE, SuperResOptions
@@ -39,7 +40,6 @@ MAX_MASK_BLUR = 64
 DEFAULT_MAGNITUDE, DEFAULT_FORMAT, DEFAULT_QUALITY = 1, "png", 95
 FORMAT_ALIASES = {"jpg": "jpeg"}
 OutFormat = Literal["png", "jpeg"]
-WebhookEvent = Literal["start", "progress", "completed"]
 
 
 def _image(field: str) -> Any:
@@ -230,20 +230,8 @@ class JobRequest(BaseModel):
     preprocessor: Literal["none", "canny"] | None = Field(
         None, description="`canny`: the control image's edges are computed first (default `none`)."
     )
-    webhook: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2000,
-        description="A URL told of the job's events (POST of the job as `GET /api/jobs/{job_id}` shows it, "
-        "signed with `WEBHOOK_SECRET`). Private and loopback hosts are refused unless `WEBHOOK_ALLOW` lists "
-        "them. 400 when webhooks are off (no `WEBHOOK_SECRET`).",
-    )
-    webhook_events_filter: list[WebhookEvent] | None = Field(
-        None,
-        min_length=1,
-        description="Which events to send (default all): `start`, `progress` (throttled), `completed` "
-        "(retried until delivered or `WEBHOOK_DEADLINE`). Needs `webhook`.",
-    )
+    webhook: WebhookUrl = None
+    webhook_events_filter: WebhookEvents = None
     superres: bool | None = Field(
         None,
         description="Upscale the generated image on a super-resolution worker; the other `superres_*` "

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas.parsing import field_error
+from api.schemas.webhooks import WebhookEvents, WebhookUrl, needs_webhook
 
 ARGS_MAX_BYTES = 64 * 1024
 
@@ -15,19 +16,21 @@ ARGS_MAX_BYTES = 64 * 1024
 class SwitchRequest(BaseModel):
     """Queue a switch to a mode behind the jobs already queued for it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"allOf": [needs_webhook()]})
 
     mode: str = Field(
         min_length=1,
         description="The name of the mode to switch to (`GET /api/modes` lists them); an unknown name answers 404.",
         examples=["demo"],
     )
+    webhook: WebhookUrl = None
+    webhook_events_filter: WebhookEvents = None
 
 
 class CustomJobRequest(BaseModel):
     """Run a handler registered on the workers on JSON arguments."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"allOf": [needs_webhook()]})
 
     handler: str = Field(
         min_length=1,
@@ -37,6 +40,8 @@ class CustomJobRequest(BaseModel):
     args: dict[str, Any] = Field(
         default_factory=dict, description=f"The handler's arguments, at most {ARGS_MAX_BYTES} bytes of JSON."
     )
+    webhook: WebhookUrl = None
+    webhook_events_filter: WebhookEvents = None
 
     @field_validator("args")
     @classmethod
