@@ -61,7 +61,7 @@ def parse_control(request: JobRequest, mode: Mode, init: InitImage | None) -> tu
     return {
         "control_image": image.key,
         "controlnet": controlnet.name,
-        "controlnet_path": str(controlnet.path),
+        "controlnet_path": controlnet.file,  # relative to the ControlNet root: each worker resolves it on its host
         "controlnet_conditioning_scale": float(controlnet.scale if scale is None else scale),
         "control_guidance_start": start,
         "control_guidance_end": end,

@@ -26,7 +26,7 @@ from modes.registry import ModesRegistry
 from modes.roots import message
 from storage import ObjectStore
 
-# Job parameters the worker needs but a caller is not shown: paths on the hosts.
+# Job parameters the worker needs but a caller is not shown: file names under the hosts' roots.
 PRIVATE_PARAMS = ("controlnet_path",)
 
 

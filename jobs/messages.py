@@ -2,8 +2,8 @@
 
 The API resolves the mode fully (scheduler, LoRA strengths, defaults applied), so a
 worker needs the model files but not the API's modes.yaml.  Model and LoRA paths are
-named relative to the model and LoRA roots; each worker resolves them against its own
-(modes/roots.py).
+named relative to the model and LoRA roots, and a ControlNet relative to the ControlNet root;
+each worker resolves them against its own (modes/roots.py).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class GenerateParams:
     mask_image: str | None = None
     mask_blur: int | None = None
     # ControlNet: the control image's object-store key, the ControlNet (its name in the mode and its file or
-    # folder), how strongly and over which fraction of the steps it steers, and the preprocessor (none, canny).
+    # folder, relative to the ControlNet root as the model's is to the model root: the worker resolves it), how
+    # strongly and over which fraction of the steps it steers, and the preprocessor (none, canny).
     control_image: str | None = None
     controlnet: str | None = None
     controlnet_path: str | None = None

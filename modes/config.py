@@ -55,6 +55,7 @@ class ControlNet:
     name: str
     path: Path
     scale: float
+    file: str = ""  # as modes.yaml names it, relative to controlnet_root: what a job message carries
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": str(self.path), "scale": self.scale}
@@ -111,6 +112,7 @@ class ModesConfig:
     modes: dict[str, Mode]
     text: str = field(default="", compare=False)
     lora_root: Path | None = None  # None: model_root
+    controlnet_root: Path | None = None  # None: model_root
 
     @property
     def digest(self) -> str:
@@ -162,7 +164,13 @@ def parse_modes(text: str, source: Path) -> ModesConfig:
     if default_mode not in modes:
         raise ModesError(f"{source}: default_mode {default_mode!r} is not one of {choices(sorted(modes))}")
     return ModesConfig(
-        source=source, model_root=root, default_mode=default_mode, modes=modes, text=text, lora_root=lora_root
+        source=source,
+        model_root=root,
+        default_mode=default_mode,
+        modes=modes,
+        text=text,
+        lora_root=lora_root,
+        controlnet_root=controlnet_root,
     )
 
 
@@ -295,7 +303,8 @@ def _parse_controlnets(spec: Any, root: Path, where: str) -> tuple[ControlNet, .
         name = str(entry.get("name") or Path(entry["path"]).name.removesuffix(".safetensors"))
         if not _MODE_NAME.match(name):
             raise ModesError(f"{at}: 'name' {name!r} must be letters, digits, '-' and '_'")
-        controlnets.append(ControlNet(name, path, _number(entry, "scale", 1.0, float, at, 0.0, 2.0)))
+        scale = _number(entry, "scale", 1.0, float, at, 0.0, 2.0)
+        controlnets.append(ControlNet(name, path, scale, entry["path"]))
     names = [controlnet.name for controlnet in controlnets]
     if len(set(names)) != len(names):
         raise ModesError(f"{where}: ControlNet names must be unique within a mode, got {names}")

@@ -1,10 +1,11 @@
 """Where a worker finds a mode's files: model and LoRA paths resolve on the worker host.
 
 A job message names the mode's model and LoRAs as modes.yaml does, relative to the
-model root and the LoRA root (``message``).  Each worker resolves them against its own
-roots (``MODEL_ROOT`` / ``LORA_ROOT``, else the fleet config's), with modes.yaml's
-path-safety checks (``resolve_under``: nothing absolute, no '..' or symlink leading
-outside the root), so a GPU box and an RK3588 board can keep the same models in
+model root and the LoRA root (``message``), and a ControlNet job's ControlNet relative to
+the ControlNet root (api/control_fields.py).  Each worker resolves them against its own
+roots (``MODEL_ROOT`` / ``LORA_ROOT`` / ``CONTROLNET_ROOT``, else the fleet config's), with
+modes.yaml's path-safety checks (``resolve_under``: nothing absolute, no '..' or symlink
+leading outside the root), so a GPU box and an RK3588 board can keep the same models in
 different places.  ``lacking`` tells which modes' files a worker host does not have:
 its heartbeat reports them and its router never serves them.
 """
@@ -38,14 +39,16 @@ class ModelRoots:
     fleet: Callable[[], ModesConfig]
     model_root: Path | None = None
     lora_root: Path | None = None
+    controlnet_root: Path | None = None
 
     @classmethod
     def from_env(cls, fleet: Callable[[], ModesConfig], env: Mapping[str, str] | None = None) -> ModelRoots:
-        """MODEL_ROOT, and LORA_ROOT (MODEL_ROOT when only that is set)."""
+        """MODEL_ROOT, and LORA_ROOT and CONTROLNET_ROOT (each MODEL_ROOT when only that is set)."""
         env = os.environ if env is None else env
         model = env.get("MODEL_ROOT", "").strip()
         lora = env.get("LORA_ROOT", "").strip() or model
-        return cls(fleet, Path(model).resolve() if model else None, Path(lora).resolve() if lora else None)
+        controlnet = env.get("CONTROLNET_ROOT", "").strip() or model
+        return cls(fleet, *(Path(root).resolve() if root else None for root in (model, lora, controlnet)))
 
     def roots(self) -> tuple[Path, Path]:
         """The model root and the LoRA root this host resolves names against."""
@@ -62,6 +65,14 @@ class ModelRoots:
         model = _existing(model_root, mode.model_path, where, "model")
         loras = tuple(replace(lora, path=str(_existing(lora_root, lora.path, where, "LoRA"))) for lora in mode.loras)
         return replace(mode, model_path=str(model), loras=loras)
+
+    def locate_controlnet(self, mode: str, name: str) -> Path:
+        """The ControlNet a job of ``mode`` names, on this host; ModesError when it is unsafe or missing here."""
+        root = self.controlnet_root
+        if root is None:
+            config = self.fleet()
+            root = config.controlnet_root or self.model_root or config.model_root
+        return _existing(root, name, f"mode {mode!r}", "ControlNet")
 
     def lacking(self, modes: list[Mode]) -> dict[str, str]:
         """Mode name -> why this host cannot run it, for the ``modes`` whose files it lacks."""

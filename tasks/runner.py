@@ -267,18 +267,24 @@ class JobRunner:
                 self.switches += 1
 
     def _located(self, job: J) -> J:
-        """``job`` with its mode's files resolved on this host (the message names them relative to the roots).
+        """``job`` with its mode's files, and its ControlNet, resolved on this host (the message names them
+        relative to the roots).
 
         Resolving checks every file of a model folder for links leading outside its root. A job of the mode
         the backend has loaded, with the same message, reuses the last resolution: its files were checked
-        when they were loaded and are not read again.
+        when they were loaded and are not read again. A job's ControlNet is not part of its mode's message:
+        it is resolved for every job that names one.
         """
         if self.roots is None:
             return job
         last = self._last_located
         if last is None or last[0] != job.mode or self.backend.loaded_mode != job.mode.name:
             last = self._last_located = (job.mode, self.roots.locate(job.mode))
-        return replace(job, mode=last[1])
+        located = replace(job, mode=last[1])
+        if isinstance(located, GenerateJob) and located.params.controlnet_path:
+            path = self.roots.locate_controlnet(job.mode.name, located.params.controlnet_path)
+            located = replace(located, params=replace(located.params, controlnet_path=str(path)))
+        return located
 
     def _succeed(self, lease: Lease, result: dict[str, Any]) -> bool:
         if lease.end(self.records.succeed, result):

@@ -4,15 +4,19 @@ on the wrong family or backend with a message that says so."""
 from __future__ import annotations
 
 import io
+import shutil
 
 import numpy as np
 import pytest
 import requests
 import torch
+import yaml
 from PIL import Image
 
 from jobs.messages import GenerateJob, GenerateParams, ResolvedMode
 from tests.client import poll, result_bytes, submit
+from tests.conftest import CONTROLNETS, MODEL_ROOT
+from tests.processes import own_stack
 from tests.test_inpainting import png64
 
 
@@ -197,3 +201,41 @@ def test_the_job_record_does_not_show_the_controlnet_path(api_stack):
     shown = requests.get(f"{api_stack.base}/api/jobs/{record['id']}", timeout=30).json()["params"]
     assert shown["controlnet"] == "edges" and "controlnet_path" not in shown
     assert poll(api_stack.base, record["id"])["status"] == "succeeded"
+
+
+def test_the_message_names_the_controlnet_relative_to_its_root(tmp_path):
+    from api.validation import parse_generation
+    from modes import load_modes
+
+    path = tmp_path / "modes.yaml"
+    path.write_text("controlnet_root: cn\nmodes: {control: {model: m, controlnets: [canny/sd15.safetensors]}}\n")
+    body = {"prompt": "p", "mode": "control", "control_image": png64(square())}
+    _, params, _ = parse_generation(body, load_modes(path))
+    assert (params.controlnet, params.controlnet_path) == ("sd15", "canny/sd15.safetensors")
+
+
+def test_a_worker_finds_controlnets_under_its_own_controlnet_root(tmp_path, modes_file):
+    """The API host's config puts the ControlNets in a folder this machine does not have; the worker holds
+    one of them under its CONTROLNET_ROOT and runs jobs that name it, and fails those that name the other."""
+    data = yaml.safe_load(modes_file.read_text())
+    data["controlnet_root"] = str(tmp_path / "api-host-controlnets")  # not on this machine
+    api_modes = tmp_path / "modes.yaml"
+    api_modes.write_text(yaml.safe_dump(data))
+    worker_root = tmp_path / "worker-controlnets"
+    worker_root.mkdir()
+    single = CONTROLNETS[("sd15", "single")]  # "edges"; the folder one, tiny-controlnet-sd15, stays behind
+    sidecar = single.removesuffix(".safetensors") + ".config"
+    shutil.copyfile(MODEL_ROOT / single, worker_root / single)
+    shutil.copytree(MODEL_ROOT / sidecar, worker_root / sidecar)
+    with own_stack(tmp_path / "stack", api_modes) as stack:
+        worker = stack.start_worker({"CONTROLNET_ROOT": str(worker_root)})
+        base = stack.start_api()
+        control = png64(square())
+        ran = poll(base, submit(base, mode="control", prompt="a fox", seed=9, control_image=control)["id"])
+        assert ran["status"] == "succeeded", ran
+        assert f"ControlNet 'edges' ({worker_root / single})" in worker.log_path.read_text()
+        lacking = submit(base, mode="control", prompt="a fox", control_image=control, controlnet="tiny-controlnet-sd15")
+        failed = poll(base, lacking["id"])
+        where = f"ControlNet 'tiny-controlnet-sd15' is not under {worker_root} on this worker host"
+        assert failed["status"] == "failed" and where in failed["error"]["message"], failed
+        assert poll(base, submit(base, mode="control", prompt="a fox")["id"])["status"] == "succeeded"
