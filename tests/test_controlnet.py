@@ -221,7 +221,7 @@ def test_a_worker_finds_controlnets_under_its_own_controlnet_root(tmp_path, mode
     data["controlnet_root"] = str(tmp_path / "api-host-controlnets")  # not on this machine
     api_modes = tmp_path / "modes.yaml"
     api_modes.write_text(yaml.safe_dump(data))
-    worker_root = tmp_path / "worker-controlnets"
+    worker_root = tmp_path.resolve() / "worker-controlnets"  # as the worker resolves it
     worker_root.mkdir()
     single = CONTROLNETS[("sd15", "single")]  # "edges"; the folder one, tiny-controlnet-sd15, stays behind
     sidecar = single.removesuffix(".safetensors") + ".config"
