@@ -377,5 +377,6 @@ def failure_message(what: str, exc: Exception) -> str:
         return f"{what} failed: {type(exc).__name__}: {exc}"
     return (
         f"{what} failed on the worker: {type(exc).__name__}: {exc}. "
-        "Check that the mode's model and LoRA files exist and are complete, then submit the job again."
+        "Check that the mode's model, LoRA and ControlNet files exist on this worker host and are complete, "
+        "then submit the job again."
     )
