@@ -43,10 +43,31 @@ LOOK_AHEAD = 5  # first-ranked jobs read per look at the waiting set
 
 ModeJob = GenerateJob | SwitchJob
 
+# The kind and payload of each of ``ids`` still queued, in order; entries no longer queued leave the
+# waiting set in the same step (a requeue cannot slip between the read and the removal).  The records
+# are found by their key prefix, not passed as KEYS: which jobs they are is known only inside a script.
+_LUA_QUEUED = """
+local function queued_jobs(ids, prefix, waiting)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local status, kind, payload = unpack(redis.call('HMGET', prefix .. id, 'status', 'kind', 'payload'))
+    if status == 'queued' and payload then
+      out[#out + 1] = {kind, payload}
+    elseif status ~= 'queued' then
+      redis.call('ZREM', waiting, id)
+    end
+  end
+  return out
+end
+"""
+
 # KEYS: the delivered job's record, its lease, its mode's waiting set. ARGV: job id, look-ahead, '1' to
-# count this delivery in the record. Returns its status, whether it is leased, and the first waiting
-# jobs ranked no later than it (all of them when it is not waiting).
-_READ = """
+# count this delivery in the record, the prefix of job record keys. Returns its status, whether it is
+# leased, and the first waiting jobs ranked no later than it (all of them when it is not waiting) that
+# are still queued, as queued_jobs gives them: one round trip for the whole look.
+_LOOK = (
+    _LUA_QUEUED
+    + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status and ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'deliveries', 1) end
 local leased = redis.call('EXISTS', KEYS[2])
@@ -58,25 +79,22 @@ else
   first = redis.call('ZRANGE', KEYS[3], 0, ARGV[2] - 1)
   if status == 'queued' then table.insert(first, ARGV[1]) end  -- queued outside the set: claim it all the same
 end
-return {status or '', leased, first}
+return {status or '', leased, queued_jobs(first, ARGV[4], KEYS[3])}
 """
+)
 
-# KEYS: the records of some waiting jobs, then their waiting set. Returns each one's kind and payload, or
-# false when it is no longer queued; such stale entries leave the set in the same step (a requeue cannot
-# slip between the read and the removal).
-_QUEUED = """
-local out = {}
-for i = 1, #KEYS - 1 do
-  local status, kind, payload = unpack(redis.call('HMGET', KEYS[i], 'status', 'kind', 'payload'))
-  if status == 'queued' and payload then
-    out[i] = {kind, payload}
-  else
-    if status ~= 'queued' then redis.call('ZREM', KEYS[#KEYS], ARGV[i]) end
-    out[i] = false
-  end
+# KEYS: a waiting set. ARGV: the prefix of job record keys, how many of the first-ranked jobs to read, and
+# the job to leave out (the lead). Returns the others still queued, as queued_jobs gives them.
+_COMPANIONS = (
+    _LUA_QUEUED
+    + """
+local ids = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, ARGV[2] - 1)) do
+  if id ~= ARGV[3] then ids[#ids + 1] = id end
 end
-return out
+return queued_jobs(ids, ARGV[1], KEYS[1])
 """
+)
 
 
 @dataclass(frozen=True)
@@ -110,17 +128,17 @@ class Turns:
         self._redis = client
         self._gate = gate
         self._republish = republish
-        self._read = client.register_script(_READ)
-        self._payloads = client.register_script(_QUEUED)
+        self._look = client.register_script(_LOOK)
+        self._companions = client.register_script(_COMPANIONS)
         self.batch_max = batch_max
 
     def look(self, job: ModeJob, waiting: str, count: bool) -> Look:
         """Read the turn of a delivery of ``job`` in one round trip (counting the delivery when ``count``)."""
-        status, leased, first = self._read(
+        status, leased, first = self._look(
             keys=[job_key(job.job_id), lease_key(job.job_id), waiting],
-            args=[job.job_id, LOOK_AHEAD, "1" if count else "0"],
+            args=[job.job_id, LOOK_AHEAD, "1" if count else "0", job_key("")],
         )
-        look = Look(status.decode(), bool(leased), self._queued([raw.decode() for raw in first], waiting))
+        look = Look(status.decode(), bool(leased), _jobs(first))
         if count and self._gate:
             self._gate(job.job_id)
         return look
@@ -135,19 +153,16 @@ class Turns:
         key = lead.params.batch_key()
         if self.batch_max <= 1 or key is None or lead.superres:
             return []
-        ids = [raw.decode() for raw in self._redis.zrange(waiting, 0, 4 * self.batch_max - 1)]
+        found = self._companions(keys=[waiting], args=[job_key(""), 4 * self.batch_max, lead.job_id])
         return [
             other
-            for other in self._queued([job_id for job_id in ids if job_id != lead.job_id], waiting)
+            for other in _jobs(found)
             if isinstance(other, GenerateJob) and not other.superres and other.params.batch_key() == key
         ]
 
-    def _queued(self, job_ids: list[str], waiting: str) -> list[ModeJob]:
-        """The jobs of ``job_ids`` still queued, from their records, in order; stale entries leave ``waiting``."""
-        if not job_ids:
-            return []
-        found = self._payloads(keys=[*map(job_key, job_ids), waiting], args=job_ids)
-        return [
-            (GenerateJob if kind == b"generate" else SwitchJob).from_dict(json.loads(payload))
-            for kind, payload in filter(None, found)
-        ]
+
+def _jobs(found: list[list[bytes]]) -> list[ModeJob]:
+    """The jobs a script's queued_jobs gave, as (kind, payload) pairs."""
+    return [
+        (GenerateJob if kind == b"generate" else SwitchJob).from_dict(json.loads(payload)) for kind, payload in found
+    ]
