@@ -14,7 +14,8 @@ has fewer pending deliveries than waiting jobs:
   script takes the job out of the set and takes its lease), or it reads the set
   empty of jobs ranked no later than its own.  A claim lost to another worker, or a
   delivered job found ended or held, sends the delivery back to read the set again,
-  never home (the race of two workers on one mode's turns);
+  never home (the race of two workers on one mode's turns); a Redis error before the
+  claim is waited out, never ends the delivery (tasks/redis_wait.py);
 - a delivery whose own job runs elsewhere either waits for that holder (the message
   stays the job's guard) or, when other jobs wait, publishes the job's message again
   before it takes one of them.
