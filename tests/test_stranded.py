@@ -10,15 +10,44 @@ The API connects as a user of its own, which may admit jobs all the while.
 from __future__ import annotations
 
 import secrets
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
+from kombu import Connection
 
 from bench.router import write_modes
-from jobs.records import JobRecords
+from jobs.keys import GENERATE_TASK, generation_queue, waiting_key
+from jobs.producer import Producer
+from jobs.records import JobRecords, Turn
+from tasks.celery_app import app
+from tasks.stranded import StrandedTurns
 from tests.client import poll, submit
 from tests.processes import own_stack, wait_for
+
+
+def test_a_mode_gets_a_message_only_once_its_waiting_job_has_none(redis_server):
+    client = redis_server.client()
+    records, producer = JobRecords(client, ttl=3600), Producer(app)
+    stranded = StrandedTurns(client, records, "affinity", lambda: [("torch", "demo")], producer)
+    queue, job_id = generation_queue("torch", "demo"), str(uuid.uuid4())
+    payload = {"job_id": job_id, "mode": {"backend": "torch", "name": "demo"}}
+    turn, message = (
+        Turn(waiting_key("torch", "demo"), 0.0, payload),
+        producer.message(GENERATE_TASK, payload, queue, job_id),
+    )
+    records.create(job_id, "generate", "demo", {}, [], 100, turn, message, counted=True)
+
+    assert stranded.sweep() == [], "its message waits in the queue"
+    with Connection(redis_server.url) as connection:
+        delivery = connection.SimpleQueue(queue).get(timeout=10)
+        assert client.hlen("unacked") == 1
+        assert stranded.sweep() == [], "a delivery of its mode is in flight"
+        delivery.ack()  # the delivery ended without taking the job's turn: nothing is left to deliver it
+    assert stranded.sweep() == [job_id]
+    assert client.llen(queue) == 1
+    assert stranded.sweep() == [], "the new message waits in the queue"
 
 
 def test_a_job_whose_message_was_popped_and_never_recorded_runs(tmp_path: Path):
