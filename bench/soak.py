@@ -167,6 +167,20 @@ def leftovers(client: redis.Redis) -> dict[str, int]:
     }
 
 
+# What the log says when a safety net caught a job (tasks/orphans.py, tasks/stranded.py, tasks/redis_wait.py).
+REPAIRS = {
+    "orphans requeued": "was running with no lease",
+    "stranded turns given a message": "with no message left to deliver it",
+    "turns that waited for Redis": "Redis failed this delivery before it claimed a job",
+}
+
+
+def repairs(folder: Path) -> dict[str, int]:
+    """How often each safety net caught a job in this configuration's process logs."""
+    text = "\n".join(log.read_text(errors="replace") for log in folder.glob("*.log"))
+    return {name: text.count(line) for name, line in REPAIRS.items()}
+
+
 def print_story(folder: Path, job_id: str, limit: int = 200) -> None:
     """The process log lines that name ``job_id``, and those naming a job that its own lines name
     (the delivery that ran it, or the job its delivery ran), in file order: how it was lost."""
@@ -221,12 +235,13 @@ def soak(router: str, batch_max: int, args: argparse.Namespace, seed: int, workd
     finally:
         fleet.stack.stop()
         server.stop()
+    caught = ", ".join(f"{name} {count}" for name, count in repairs(folder).items())
     twice = sum(int(r.get("completions", 0)) > 1 for r in records.values())
     mute = sum(r.get("status") == "failed" and "message" not in r.get("error", "") for r in records.values())
     counts = {s: sum(r.get("status") == s for r in records.values()) for s in TERMINAL}
     print(
         f"{router:>8} BATCH_MAX={batch_max}: {len(records)} jobs in {time.monotonic() - began:.0f} s, "
-        f"{fleet.kills} worker kills, 1 Redis restart; {counts}; leftovers {extra}"
+        f"{fleet.kills} worker kills, 1 Redis restart; {counts}; leftovers {extra}; {caught}"
     )
     return {"jobs": len(records), "lost": len(left), "twice": twice, "mute": mute, "leftover": sum(extra.values())}
 
