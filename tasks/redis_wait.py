@@ -20,9 +20,12 @@ from contextlib import suppress
 from typing import TypeVar
 
 import redis
+from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Redis' own errors, and kombu's when a publish (a turn's message published again) finds no Redis.
+FAILURES = (redis.RedisError, OperationalError)
 FIRST_PAUSE, LONGEST_PAUSE = 0.5, 5.0  # seconds between tries, doubling
 
 
@@ -33,7 +36,7 @@ def until_redis_answers(attempt: Callable[[bool], T], job_id: str, hold: Callabl
     while True:
         try:
             return attempt(first)
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             log.warning(
                 "job %s: Redis failed this delivery before it claimed a job (%s: %s); "
                 "it keeps its message and takes its turn again in %.1f s",
