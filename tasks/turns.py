@@ -23,7 +23,10 @@ A job whose worker died keeps a message that takes it over once its lease expire
 its own, waiting on the holder, or the published copy.  Whatever else leaves a job
 running with no lease and no message (a Redis restart that lost the lease, a holder
 killed while it ran another delivery's job) is found by the sweeper of orphans
-(tasks/orphans.py), which puts it back in its waiting set with a new message.
+(tasks/orphans.py), which puts it back in its waiting set with a new message; a
+message lost on its way to a worker (kombu pops it, then records it unacked) leaves
+its mode's waiting jobs short of a delivery, which the same sweep gives back
+(tasks/stranded.py).
 """
 
 from __future__ import annotations
