@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import signal
 import sys
 import tempfile
@@ -47,6 +48,7 @@ CONFIGS = {
 SUBMIT_RATE = 25.0  # jobs a second, offered in bursts
 CANCEL_SHARE, SWITCH_SHARE = 0.1, 0.02
 KILL_EVERY = 4.0  # seconds of schedule per worker kill, on average
+JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, order=True)
@@ -165,6 +167,30 @@ def leftovers(client: redis.Redis) -> dict[str, int]:
     }
 
 
+# What the log says when a safety net caught a job (tasks/orphans.py, tasks/stranded.py, tasks/redis_wait.py).
+REPAIRS = {
+    "orphans requeued": "was running with no lease",
+    "stranded turns given a message": "with no message left to deliver it",
+    "turns that waited for Redis": "Redis failed this delivery before it claimed a job",
+}
+
+
+def repairs(folder: Path) -> dict[str, int]:
+    """How often each safety net caught a job in this configuration's process logs."""
+    text = "\n".join(log.read_text(errors="replace") for log in folder.glob("*.log"))
+    return {name: text.count(line) for name, line in REPAIRS.items()}
+
+
+def print_story(folder: Path, job_id: str, limit: int = 200) -> None:
+    """The process log lines that name ``job_id``, and those naming a job that its own lines name
+    (the delivery that ran it, or the job its delivery ran), in file order: how it was lost."""
+    logs = sorted(folder.glob("*.log"))
+    lines = [(log.name, line) for log in logs for line in log.read_text(errors="replace").splitlines()]
+    related = {job_id} | {other for _, line in lines if job_id in line for other in JOB_ID.findall(line)}
+    story = [f"    {name}: {line}" for name, line in lines if related.intersection(JOB_ID.findall(line))]
+    print("\n".join(story[-limit:]) or "    (no log line names it)")
+
+
 def soak(router: str, batch_max: int, args: argparse.Namespace, seed: int, workdir: Path) -> dict[str, int]:
     folder = workdir / f"{router}-{batch_max}"
     folder.mkdir()
@@ -201,6 +227,7 @@ def soak(router: str, batch_max: int, args: argparse.Namespace, seed: int, workd
         left = unfinished(records)
         for job_id in left:
             print(f"  unfinished {job_id}: {records[job_id]}")
+            print_story(folder, job_id)
         settle = time.monotonic() + 30
         while any(leftovers(client).values()) and time.monotonic() < settle:
             time.sleep(0.5)
@@ -208,12 +235,13 @@ def soak(router: str, batch_max: int, args: argparse.Namespace, seed: int, workd
     finally:
         fleet.stack.stop()
         server.stop()
+    caught = ", ".join(f"{name} {count}" for name, count in repairs(folder).items())
     twice = sum(int(r.get("completions", 0)) > 1 for r in records.values())
     mute = sum(r.get("status") == "failed" and "message" not in r.get("error", "") for r in records.values())
     counts = {s: sum(r.get("status") == s for r in records.values()) for s in TERMINAL}
     print(
         f"{router:>8} BATCH_MAX={batch_max}: {len(records)} jobs in {time.monotonic() - began:.0f} s, "
-        f"{fleet.kills} worker kills, 1 Redis restart; {counts}; leftovers {extra}"
+        f"{fleet.kills} worker kills, 1 Redis restart; {counts}; leftovers {extra}; {caught}"
     )
     return {"jobs": len(records), "lost": len(left), "twice": twice, "mute": mute, "leftover": sum(extra.values())}
 

@@ -13,13 +13,15 @@ gone and requeues each in one atomic step (JobRecords.requeue): back in its wait
 set at its old rank, with a message of its own, so the turn invariant of
 tasks/turns.py holds again.  A job that a delivery takes over meanwhile keeps its
 new lease, and the requeue leaves it alone.  One worker of the fleet sweeps per
-interval (a lock in Redis); a sweep reads only the jobs that run now.
+interval (a lock in Redis); a sweep reads only the jobs that run now.  The same sweep
+gives a message to a mode whose waiting jobs have none left (tasks/stranded.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import redis
 
@@ -27,20 +29,31 @@ from jobs.keys import GENERATE_TASK, PREFIX, SWITCH_TASK, lease_key, mode_queue
 from jobs.producer import Producer
 from jobs.records import JobRecords
 from tasks.celery_app import app
+from tasks.stranded import ModeName, StrandedTurns
 
 log = logging.getLogger(__name__)
 SWEEP_LOCK = f"{PREFIX}:orphans:sweep"
 
 
 class OrphanSweeper:
-    def __init__(self, client: redis.Redis, records: JobRecords, router: str, interval: float, name: str) -> None:
-        """Sweep every ``interval`` seconds (the lease TTL: a lease renewed in time is never missed)."""
+    def __init__(
+        self,
+        client: redis.Redis,
+        records: JobRecords,
+        router: str,
+        interval: float,
+        name: str,
+        modes: Callable[[], list[ModeName]] | None = None,
+    ) -> None:
+        """Sweep every ``interval`` seconds (the lease TTL: a lease renewed in time is never missed);
+        with ``modes`` (the config's (backend, mode) pairs), for stranded turns too (tasks/stranded.py)."""
         self._records = records
         self._redis = client
         self._router = router
         self._interval = interval
         self._name = name
         self._producer = Producer(app)
+        self._stranded = StrandedTurns(client, records, router, modes, self._producer) if modes else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="orphans", daemon=True)
 
@@ -55,6 +68,8 @@ class OrphanSweeper:
         """Requeue the orphans of the fleet, unless another worker swept within the interval; their ids."""
         if not self._redis.set(SWEEP_LOCK, self._name, nx=True, px=int(self._interval * 1000)):
             return []
+        if self._stranded:
+            self._stranded.sweep()
         now, _ = self._redis.time()
         job_ids = self._records.running(claimed_before=now - self._interval)
         if not job_ids:

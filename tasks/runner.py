@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 import redis
@@ -24,6 +25,7 @@ from modes.roots import ModelRoots
 from storage import ObjectStore
 from tasks.cancel import JobCanceled, check_canceled, end_canceled, step_reporter
 from tasks.lease import Lease, hold_message
+from tasks.redis_wait import until_redis_answers
 from tasks.superres_handoff import hand_off
 from tasks.turns import ModeJob, Turns
 from workers import Backend, Generated, StepCallback
@@ -67,9 +69,23 @@ class JobRunner:
         """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
         (and compatible ones with it), ``job`` itself when it is first (tasks/turns.py)."""
         waiting = waiting_key(job.mode.backend, job.mode.name)
+        taken = until_redis_answers(
+            lambda first: self._take_turn(job, worker, delivery_tag, waiting, count=first),
+            job.job_id,
+            partial(hold_message, self.redis, delivery_tag),
+        )
+        if taken is None:
+            return "dropped"
+        return self._start(*taken, worker, waiting)
+
+    def _take_turn(
+        self, job: ModeJob, worker: str, delivery_tag: str | None, waiting: str, count: bool
+    ) -> tuple[ModeJob, Lease] | None:
+        """Claim the job that this delivery's turn runs, with its lease; None when no job waits for it.
+        ``count``: count the delivery in ``job``'s record (its first try only)."""
         guarding = True  # this delivery is the message of ``job`` that takes it over should its holder die
         ended: int | None = None  # what claiming ``job`` itself answered, once it said ENDED or GONE
-        look = self.turns.look(job, waiting, count=True)
+        look = self.turns.look(job, waiting, count=count)
         while True:
             if look.orphaned and guarding:
                 candidates: list[ModeJob] = [job]
@@ -89,7 +105,7 @@ class JobRunner:
                     continue  # another worker took it first
                 if not mine:
                     log.info("job %s: this delivery runs job %s, first in its mode", job.job_id, lead.job_id)
-                return self._start(lead, lease, worker, waiting)
+                return lead, lease
             if look.held and guarding:
                 log.info("job %s: another worker holds the lease; waiting for it to finish or die", job.job_id)
                 hold_message(self.redis, delivery_tag)
@@ -97,7 +113,7 @@ class JobRunner:
             elif not candidates:
                 why = _why_dropped(ended, look.status)
                 log.info("job %s: %s; dropping this delivery (no job waits in its mode)", job.job_id, why)
-                return "dropped"
+                return None
             look = self.turns.look(job, waiting, count=False)
 
     def _start(self, lead: ModeJob, lease: Lease, worker: str, waiting: str) -> str:
@@ -151,7 +167,8 @@ class JobRunner:
             return {"handler": job.handler, "worker": worker, "output": output}
 
         lease = Lease(self.redis, job.job_id, self.lease_ttl, delivery_tag)
-        if not self._acquire(job.job_id, worker, lease):
+        hold = partial(hold_message, self.redis, delivery_tag)
+        if not until_redis_answers(lambda _: self._acquire(job.job_id, worker, lease), job.job_id, hold):
             return "dropped"
         return self._run(job.job_id, f"custom handler {job.handler!r}", worker, lease, call)
 

@@ -14,7 +14,8 @@ has fewer pending deliveries than waiting jobs:
   script takes the job out of the set and takes its lease), or it reads the set
   empty of jobs ranked no later than its own.  A claim lost to another worker, or a
   delivered job found ended or held, sends the delivery back to read the set again,
-  never home (the race of two workers on one mode's turns);
+  never home (the race of two workers on one mode's turns); a Redis error before the
+  claim is waited out, never ends the delivery (tasks/redis_wait.py);
 - a delivery whose own job runs elsewhere either waits for that holder (the message
   stays the job's guard) or, when other jobs wait, publishes the job's message again
   before it takes one of them.
@@ -22,7 +23,10 @@ A job whose worker died keeps a message that takes it over once its lease expire
 its own, waiting on the holder, or the published copy.  Whatever else leaves a job
 running with no lease and no message (a Redis restart that lost the lease, a holder
 killed while it ran another delivery's job) is found by the sweeper of orphans
-(tasks/orphans.py), which puts it back in its waiting set with a new message.
+(tasks/orphans.py), which puts it back in its waiting set with a new message; a
+message lost on its way to a worker (kombu pops it, then records it unacked) leaves
+its mode's waiting jobs short of a delivery, which the same sweep gives back
+(tasks/stranded.py).
 """
 
 from __future__ import annotations

@@ -105,7 +105,11 @@ def main(argv: list[str]) -> None:
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
     heartbeats: list[Heartbeat] = []
-    orphans = OrphanSweeper(runner.redis, runner.records, settings.router, settings.lease_ttl, name)
+
+    def modes() -> list[tuple[str, str]]:
+        return [(mode.backend, mode.name) for mode in registry.current().modes.values()]
+
+    orphans = OrphanSweeper(runner.redis, runner.records, settings.router, settings.lease_ttl, name, modes)
 
     @signals.worker_ready.connect(weak=False)
     def start_threads(sender, **_):
