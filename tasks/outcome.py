@@ -37,7 +37,13 @@ class JobFailed(Exception):
 
 
 def report(task: Task, client: redis.Redis, job_id: str, outcome: str) -> str:
-    """The result of a delivery of ``job_id`` that ended with ``outcome``; raises for a failed or canceled job."""
+    """The result of a delivery of ``job_id`` that ended with ``outcome``; raises for a failed or canceled job.
+
+    ``succeeded`` is the runner's word for the terminal write it made itself, under the lease, on this
+    very job (a turn that ran another job says so): the record needs no reading.
+    """
+    if outcome == SUCCEEDED:
+        return outcome
     try:
         status, error = _status(client, job_id)
     except redis.RedisError as exc:  # the job has ended or moved on already; only the report is lost

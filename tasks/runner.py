@@ -76,7 +76,9 @@ class JobRunner:
         )
         if taken is None:
             return "dropped"
-        return self._start(*taken, worker, waiting)
+        lead, lease = taken
+        outcome = self._start(lead, lease, worker, waiting)
+        return outcome if lead.job_id == job.job_id else f"ran job {lead.job_id}, first in its mode: {outcome}"
 
     def _take_turn(
         self, job: ModeJob, worker: str, delivery_tag: str | None, waiting: str, count: bool
@@ -254,14 +256,16 @@ class JobRunner:
                     lease.end(self.records.fail, failure_message(what, exc))
                 return "failed"
             seconds = round(time.perf_counter() - began, 4)
+            outcomes = []
             for (job, lease), where, generated in zip(members, located, images, strict=True):
                 if job.job_id in stopped:
-                    end_canceled(self.records, lease, stopped[job.job_id])
+                    outcomes.append(end_canceled(self.records, lease, stopped[job.job_id]))
                     continue
                 stored = self._store(job, where, [generated])
-                self._succeed(lease, {**stored, "run_seconds": seconds, "batch": len(members)})
+                ended = self._succeed(lease, {**stored, "run_seconds": seconds, "batch": len(members)})
+                outcomes.append("succeeded" if ended else "superseded")
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
-            return "succeeded"
+            return outcomes[0]  # the lead's: the delivery's task reports it
 
     @property
     def current_job(self) -> str | None:
