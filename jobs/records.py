@@ -43,7 +43,8 @@ return 1
 """
 
 # KEYS: record, waiting set (or the record), the list to push the message on (or the record), then the
-# count of queued jobs (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count.
+# count of queued jobs (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count; a counted
+# job may name its mode's arrivals counter after the count (KEYS[5]).
 _ADMIT = """
 local waiting = 0
 if ARGV[6] == '1' then
@@ -56,6 +57,7 @@ for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'counted', '1')
   redis.call('INCR', KEYS[4])
+  if KEYS[5] then redis.call('INCR', KEYS[5]) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
@@ -202,6 +204,7 @@ class JobRecords:
         message: QueuedMessage | None = None,
         counted: bool = False,
         owner: str = "",
+        arrivals: str = "",
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record and push its ``message``, unless ``queue_max`` jobs wait in
         ``queues``, in one atomic step: no job is recorded without its message, nor queued without its record.
@@ -214,6 +217,7 @@ class JobRecords:
         Redis' clock (so every host ages jobs alike) less its head start.
         Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
         ``owner`` is the name of the API key that submitted it (api/auth.py), "" under AUTH=off.
+        ``arrivals``: a counter a ``counted`` job adds 1 to when admitted (its mode's, jobs/keys.py).
         """
         record = {
             "id": job_id,
@@ -233,7 +237,7 @@ class JobRecords:
             job_key(job_id),
             turn.waiting if turn else job_key(job_id),
             message.queue if message else job_key(job_id),
-            *([QUEUED_COUNT] if counted else queues),
+            *([QUEUED_COUNT, *([arrivals] if arrivals else [])] if counted else queues),
         ]
         envelope = message.envelope if message else ""
         flag = "1" if counted else "0"
