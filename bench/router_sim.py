@@ -21,7 +21,7 @@ while fewer have passed), as the allocator counts them from the API's counters
 The last line: ``switches/bound <x>  p95 time in system/oracle <y>``.
 
     python -m bench.router_sim [--workers 1000] [--modes 50] [--jobs 100000] [--load 0.8] [--seed 7]
-        [--switch-cost C] [--staffing 1.5] [--confidence 2] [--leave-confidence 1.5] [--rate-window 600]
+        [--switch-cost C] [--staffing 1.5] [--confidence 2] [--leave-confidence 1.25] [--rate-window 600]
         [--no-demand]
 """
 
@@ -241,7 +241,7 @@ def main() -> None:
         "--staffing", type=float, default=1.5, help="allocation by demand: spare servers per root of busy ones"
     )
     parser.add_argument("--confidence", type=float, default=2.0, help="demand: standard errors short to join")
-    parser.add_argument("--leave-confidence", type=float, default=1.5, help="demand: standard errors over to leave")
+    parser.add_argument("--leave-confidence", type=float, default=1.25, help="demand: standard errors over to leave")
     parser.add_argument("--rate-window", type=float, default=RATE_WINDOW, help="seconds of arrivals a rate counts")
     parser.add_argument("--no-demand", action="store_true", help="the backlog-only policy (no allocation by demand)")
     args = parser.parse_args()

@@ -84,7 +84,7 @@ class RouterPolicy:
     job_time: float = 0.0  # seconds a job runs, where the backlog has not measured it (0: unknown)
     staffing: float = 1.5  # at most this many spare servers per square root of a mode's busy ones
     confidence: float = 2.0  # standard errors below its rate a mode must be short to draw a worker
-    leave_confidence: float = 1.5  # ... and above its rate a mode must be over for a worker to leave it
+    leave_confidence: float = 1.25  # ... and above its rate a mode must be over for a worker to leave it
 
     def busy(self, backlog: Backlog, confidence: float = 0.0) -> float | None:
         """Servers the mode keeps busy on average by its arrival rate (at a bound, with ``confidence``);

@@ -95,7 +95,7 @@ def test_an_idle_worker_joins_a_served_mode_only_if_its_own_keeps_an_idle_server
     assert POLICY.choose(me, {"a": EMPTY, "c": Backlog(1)}, {"a": 1}, idle={"a": 1}) == "c", "unserved: always"
 
 
-DEMAND = RouterPolicy(min_dwell=2.0, starvation=30.0, demand=True, job_time=10.0, staffing=1.0)
+DEMAND = RouterPolicy(min_dwell=2.0, starvation=30.0, demand=True, job_time=10.0, staffing=1.0, leave_confidence=1.5)
 
 
 def counted(arrived: int, waiting: int = 0, span: float = 100.0, job_time: float = 0.0) -> Backlog:
