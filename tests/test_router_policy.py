@@ -127,6 +127,9 @@ def test_by_demand_only_a_mode_surely_above_its_share_gives_a_worker_to_one_sure
     assert DEMAND.choose(me, backlogs, {"a": 7, "b": 44}) is None, "a is not surely over"
     assert DEMAND.choose(me, backlogs, {"a": 9, "b": 44}) == "b"
     assert DEMAND.choose(me, backlogs, {"a": 9, "b": 46}) is None, "b is not surely short"
+    # A fleet with no spare servers: a's share is 4 at its estimate, 5 at its upper bound.
+    assert DEMAND.choose(me, backlogs, {"a": 5, "b": 30}) is None, "a is over its share, but not surely"
+    assert DEMAND.choose(me, backlogs, {"a": 6, "b": 30}) == "b"
     young = {m: counted(b.arrived // 100, span=10.0) for m, b in backlogs.items()}  # the same rates, counted briefly
     assert DEMAND.choose(me, young, {"a": 9, "b": 44}) is None, "too little evidence to move"
 
