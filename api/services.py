@@ -16,7 +16,7 @@ from api.limits import KeyLimits
 from api.webhook_fields import Webhook
 from config import Settings
 from jobs import webhooks
-from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, mode_queue, waiting_key
+from jobs.keys import CUSTOM_QUEUE, CUSTOM_TASK, GENERATE_TASK, SWITCH_TASK, arrivals_key, mode_queue, waiting_key
 from jobs.messages import CustomJob, GenerateJob, GenerateParams, SwitchJob
 from jobs.producer import Producer
 from jobs.records import JobRecords, Turn
@@ -119,10 +119,11 @@ class Services:
         message = self.producer.message(task, payload, queue, job_id)
         name = mode.name if mode else ""
         owner = owner_name()
+        arrivals = arrivals_key(mode.backend, mode.name) if mode else ""  # its mode's arrival rate counts it
         self.register_webhook(job_id, webhook)
         with self.limits.job_place(owner, job_id):
             record, depth = self.records.create(
-                job_id, kind, name, params, [], self.settings.queue_max, turn, message, counted=True, owner=owner
+                job_id, kind, name, params, [], self.settings.queue_max, turn, message, True, owner, arrivals
             )
             if record is None:
                 raise ApiError(

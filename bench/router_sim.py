@@ -14,14 +14,15 @@ It compares:
   (wait + the job) is reported beside the wait.
 Targets: switches <= 1.5x the bound and p95 time in system <= 1.3x the oracle, at one setting.
 
-By default the policy allocates by demand (tasks/router_policy.py ``job_time``): each
-mode's arrival rate is counted over the last ``--rate-window`` seconds (never fewer
-than ``--rate-floor``: a start-up's first arrivals say little), as a counter per mode at
-admission would tell; ``--no-demand`` runs the backlog-only policy the workers run today.
+By default the policy allocates by demand (tasks/router_policy.py ``demand``): each
+mode's arrivals are counted over the last ``--rate-window`` seconds (over all of them
+while fewer have passed), as the allocator counts them from the API's counters
+(tasks/arrivals.py); ``--no-demand`` runs the backlog-only policy.
 The last line: ``switches/bound <x>  p95 time in system/oracle <y>``.
 
     python -m bench.router_sim [--workers 1000] [--modes 50] [--jobs 100000] [--load 0.8] [--seed 7]
-        [--switch-cost C] [--staffing 1.5] [--slack 2] [--rate-window 120] [--rate-floor 30] [--no-demand]
+        [--switch-cost C] [--staffing 1.5] [--confidence 2] [--leave-confidence 1.25] [--rate-window 600]
+        [--no-demand]
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from tasks.arrivals import WINDOW
 from tasks.router_policy import Backlog, RouterPolicy, WorkerView
 
 JOB = 20.0  # seconds: SD1.5, 4 LCM steps at 256 px on the dev CPU (bench/router.py's cpu-sd15 profile)
 LOAD = 3.95  # seconds: its cold switch (bench/modes.py)
 INTERVAL = 0.5
-RATE_WINDOW = 120.0  # seconds of arrivals a mode's rate is counted over
-RATE_FLOOR = 30.0  # ... and never over less than this (a start-up's first arrivals say little)
+RATE_WINDOW = WINDOW  # seconds of arrivals a mode's rate is counted over, as the allocator does
 
 
 @dataclass
@@ -65,7 +66,7 @@ class Fleet:
     seq: int = 0
     arrived: list[deque] = field(default_factory=list)  # arrival times within rate_window, per mode
     rate_window: float = RATE_WINDOW
-    rate_floor: float = RATE_FLOOR  # the shortest span a rate is counted over (a start-up's first arrivals)
+    _seen: tuple = ((None, None), {})
 
     def __post_init__(self) -> None:
         self.queues = [deque() for _ in range(self.modes)]
@@ -81,6 +82,9 @@ class Fleet:
         heapq.heappush(self.events, (at, self.seq, kind, data))
 
     def backlogs(self, now: float) -> dict[int, Backlog]:
+        """Every mode's backlog at ``now`` (the same until time moves on or a worker moves)."""
+        if self._seen[0] == (now, self.switches):
+            return self._seen[1]
         out = {}
         for m, queue in enumerate(self.queues):
             if queue and not self.servers[m]:
@@ -88,15 +92,16 @@ class Fleet:
             else:
                 self.unserved_since.pop(m, None)
                 unserved = 0.0
-            out[m] = Backlog(len(queue), now - queue[0] if queue else 0.0, unserved, self.rate(m, now))
+            out[m] = Backlog(len(queue), now - queue[0] if queue else 0.0, unserved, *self.counted(m, now))
+        self._seen = ((now, self.switches), out)
         return out
 
-    def rate(self, mode: int, now: float) -> float:
-        """Arrivals a second over the last ``rate_window`` seconds, as a counter per mode at admission would tell."""
+    def counted(self, mode: int, now: float) -> tuple[int, float]:
+        """Arrivals over the last ``rate_window`` seconds and that span, as a counter per mode at admission tells."""
         arrived = self.arrived[mode]
         while arrived and arrived[0] < now - self.rate_window:
             arrived.popleft()
-        return len(arrived) / min(max(now, self.rate_floor), self.rate_window)
+        return len(arrived), min(now, self.rate_window)
 
     def servers_map(self) -> dict[int, int]:
         return dict(enumerate(self.servers))
@@ -235,17 +240,18 @@ def main() -> None:
     parser.add_argument(
         "--staffing", type=float, default=1.5, help="allocation by demand: spare servers per root of busy ones"
     )
-    parser.add_argument("--slack", type=int, default=2, help="demand: servers a mode keeps above its share")
+    parser.add_argument("--confidence", type=float, default=2.0, help="demand: standard errors short to join")
+    parser.add_argument("--leave-confidence", type=float, default=1.25, help="demand: standard errors over to leave")
     parser.add_argument("--rate-window", type=float, default=RATE_WINDOW, help="seconds of arrivals a rate counts")
-    parser.add_argument("--rate-floor", type=float, default=RATE_FLOOR, help="shortest span a rate counts over")
     parser.add_argument("--no-demand", action="store_true", help="the backlog-only policy (no allocation by demand)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     arrivals = zipf_arrivals(args.jobs, args.modes, args.workers, args.load, rng)
-    demand = {} if args.no_demand else {"job_time": JOB, "staffing": args.staffing, "slack": args.slack}
+    demand = {} if args.no_demand else {"demand": True, "job_time": JOB, "staffing": args.staffing}
+    demand |= {"confidence": args.confidence, "leave_confidence": args.leave_confidence}
     policy = RouterPolicy(min_dwell=2.0, starvation=30.0, switch_cost=args.switch_cost, **demand)
     workers = [Worker(serving=i % args.modes) for i in range(args.workers)]
-    fleet = Fleet(policy, args.modes, workers, rate_window=args.rate_window, rate_floor=args.rate_floor)
+    fleet = Fleet(policy, args.modes, workers, rate_window=args.rate_window)
     initial = list(fleet.servers)
     began = time.perf_counter()
     makespan = fleet.run(arrivals)
@@ -258,8 +264,8 @@ def main() -> None:
         + (
             " --no-demand"
             if args.no_demand
-            else f" --staffing {args.staffing:g} --slack {args.slack} --rate-window {args.rate_window:g}"
-            f" --rate-floor {args.rate_floor:g}"
+            else f" --staffing {args.staffing:g} --confidence {args.confidence:g}"
+            f" --leave-confidence {args.leave_confidence:g} --rate-window {args.rate_window:g}"
         )
     )
     print(f"fleet: {args.workers} workers, {args.modes} modes (Zipf), {args.jobs} jobs at {args.load:.0%} load")

@@ -43,6 +43,11 @@ def waiting_key(backend: str, mode: str) -> str:
     return f"{PREFIX}:waiting:{backend}:{mode}"
 
 
+def arrivals_key(backend: str, mode: str) -> str:
+    """A counter of the mode's admitted jobs, ever: the allocator turns it into an arrival rate (tasks/arrivals.py)."""
+    return f"{PREFIX}:arrived:{backend}:{mode}"
+
+
 RUNNING_INDEX = f"{PREFIX}:running"
 """A sorted set of the turn jobs (generation and switch) that workers hold, scored by claim time:
 where tasks/orphans.py looks for jobs left running with no lease."""

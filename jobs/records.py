@@ -50,7 +50,8 @@ return 1
 
 # KEYS: record, waiting set (or the record), the list to push the message on (or the record), the
 # metrics hash, the job list's index and the owner's (or the record), then the count of queued jobs
-# (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count.  The job joins the
+# (ARGV[6] == '1': O(1) whatever the number of modes) or the queues to count; a counted
+# job may name its mode's arrivals counter after the count (KEYS[8]).  The job joins the
 # indexes scored by Redis' clock in milliseconds, and entries JOB_TTL (ARGV[2]) has expired leave them.
 _ADMIT = """
 local t = redis.call('TIME')
@@ -68,6 +69,7 @@ for i = 10, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[1], 'counted', '1')
   redis.call('INCR', KEYS[7])
+  if KEYS[8] then redis.call('INCR', KEYS[8]) end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if ARGV[3] ~= '' then
@@ -238,6 +240,7 @@ class JobRecords:
         message: QueuedMessage | None = None,
         counted: bool = False,
         owner: str = "",
+        arrivals: str = "",
     ) -> tuple[dict[str, Any] | None, int]:
         """Write a ``queued`` record and push its ``message``, unless ``queue_max`` jobs wait in
         ``queues``, in one atomic step: no job is recorded without its message, nor queued without its record.
@@ -250,6 +253,7 @@ class JobRecords:
         Redis' clock (so every host ages jobs alike) less its head start.
         Returns ``(record, -1)`` when created, ``(None, waiting)`` when the queues are full.
         ``owner`` is the name of the API key that submitted it (api/auth.py), "" under AUTH=off.
+        ``arrivals``: a counter a ``counted`` job adds 1 to when admitted (its mode's, jobs/keys.py).
         """
         record = {
             "id": job_id,
@@ -272,7 +276,7 @@ class JobRecords:
             metrics.METRICS_KEY,
             index.ALL_JOBS,
             index.owner_index(owner) if owner else job_key(job_id),
-            *([QUEUED_COUNT] if counted else queues),
+            *([QUEUED_COUNT, *([arrivals] if arrivals else [])] if counted else queues),
         ]
         args = [
             queue_max,

@@ -5,7 +5,8 @@ mode's queues or every worker's entry.  One router per backend holds the allocat
 lease (``allocator_key``, renewed at each of its ticks); at each tick it reads every
 mode's backlog (the waiting sets the API fills, jobs/keys.py, and the queues),
 prunes waiting entries whose job left the queue, drops the entries of workers whose
-serving lease ran out (tasks/serving.py), and publishes a per-mode ``Summary``.
+serving lease ran out (tasks/serving.py), counts each mode's arrivals and measures
+its jobs' run time (tasks/arrivals.py), and publishes a per-mode ``Summary``.
 Every router reads that summary (O(modes)) and the live server counts, and decides
 with tasks/router_policy.py.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import redis
 
 from jobs.keys import allocator_key, generation_queue, job_key, summary_key, waiting_key
+from tasks import arrivals
 from tasks.router_policy import Backlog
 from tasks.serving import ServingTable
 
@@ -50,6 +52,9 @@ class ModeBacklog:
 
     waiting: int
     oldest: float | None = None
+    arrived: int = 0  # jobs admitted over the last ``span`` seconds (tasks/arrivals.py)
+    span: float = 0.0
+    job_time: float = 0.0  # mean seconds a job of the mode runs; 0: none has run yet
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class Summary:
     idle: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        modes = {m: [b.waiting, b.oldest] for m, b in self.modes.items()}
+        modes = {m: [b.waiting, b.oldest, b.arrived, b.span, b.job_time] for m, b in self.modes.items()}
         return json.dumps(
             {
                 "at": self.at,
@@ -79,7 +84,7 @@ class Summary:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Summary:
         data = json.loads(raw)
-        modes = {m: ModeBacklog(waiting, oldest) for m, (waiting, oldest) in data["modes"].items()}
+        modes = {m: ModeBacklog(*row) for m, row in data["modes"].items()}
         return cls(data["at"], data["holder"], data["version"], modes, data["servers"], data["idle"])
 
     def backlog(self, mode: str, now: float, unserved_for: float = 0.0) -> Backlog:
@@ -88,7 +93,7 @@ class Summary:
         if seen is None:
             return Backlog(0, unserved_for=unserved_for)
         oldest_wait = max(0.0, now - seen.oldest) if seen.oldest is not None else 0.0
-        return Backlog(seen.waiting, oldest_wait=oldest_wait, unserved_for=unserved_for)
+        return Backlog(seen.waiting, oldest_wait, unserved_for, seen.arrived, seen.span, seen.job_time)
 
 
 class Allocator:
@@ -100,6 +105,7 @@ class Allocator:
         self._lease_ms = lease_ms
         self._hold = client.register_script(_HOLD)
         self._release = client.register_script(_RELEASE)
+        self._arrivals = arrivals.Arrivals()
         self.holding = False
 
     def due(self, summary: Summary | None, now: float) -> bool:
@@ -111,6 +117,7 @@ class Allocator:
         None when another router holds it."""
         held = bool(self._hold(keys=[allocator_key(self._backend)], args=[self._name, self._lease_ms]))
         if held != self.holding:
+            self._arrivals = arrivals.Arrivals()  # a holder counts from its own readings only
             log.info("allocator of %s: %s %s the lease", self._backend, self._name, "took" if held else "lost")
         self.holding = held
         return self.publish(modes, version) if held else None
@@ -127,16 +134,21 @@ class Allocator:
             pipe.zrange(waiting_key(self._backend, mode), 0, 0, withscores=True)
             pipe.zcard(waiting_key(self._backend, mode))
             pipe.llen(generation_queue(self._backend, mode))
+        arrivals.read(pipe, self._backend, modes)
         pipe.time()
         *per_mode, (seconds, micros) = pipe.execute()
         now = seconds + micros / 1e6
         rows = [per_mode[3 * i : 3 * i + 3] for i in range(len(modes))]
+        counts, runs = per_mode[3 * len(modes) :] or ([], [])
+        counted = self._arrivals.add(now, modes, counts)
+        job_times = arrivals.job_times(modes, runs)
         stale = self._stale_oldest(modes, [oldest for oldest, _, _ in rows])
         backlogs = {}
         for mode, (oldest, count, queued) in zip(modes, rows, strict=True):
             if mode in stale:
                 oldest, count = [], count - 1
-            backlogs[mode] = ModeBacklog(max(count, queued), oldest[0][1] if oldest else None)
+            first = oldest[0][1] if oldest else None
+            backlogs[mode] = ModeBacklog(max(count, queued), first, *counted[mode], job_times[mode])
         dropped = self._table.drop_expired(int(now * 1000))
         if dropped:
             log.info("allocator of %s: %s stopped serving (lease ran out)", self._backend, ", ".join(dropped))

@@ -3,7 +3,8 @@
 Every ``ROUTER_INTERVAL`` seconds the router reads the backend's summary (each mode's
 backlog, published by the backend's elected allocator, tasks/allocator.py) and the
 live number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and
-moves the worker's Celery consumer when the policy says so.  A tick costs Redis the
+moves the worker's Celery consumer when the policy says so.  The policy allocates by
+demand once the summary carries arrival rates and run times (tasks/arrivals.py).  A tick costs Redis the
 same at any fleet size: one pipelined read of O(modes) and one write of the worker's
 own entry; the router that holds the allocator lease also reads the whole fleet, once
 per tick.  Moves are atomic against other routers: a worker takes a mode only if no
@@ -72,6 +73,7 @@ class Router:
             min_dwell=settings.router_min_dwell,
             starvation=settings.router_starvation,
             switch_cost=settings.router_switch_cost,
+            demand=True,  # by the arrivals the allocator counts and the run times it measures
         )
         self._table = ServingTable(redis_client, serves)
         allocator_ms = max(allocator_ms, int(4000 * self._interval))  # the holder renews it every tick

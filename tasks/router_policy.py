@@ -16,11 +16,19 @@ and moves only:
 - never within ``min_dwell`` seconds of its last move (no thrashing), nor while a
   switch job pins it to its mode.
 
-With ``job_time`` set (allocation by demand), a mode's share of servers follows its
-arrival rate: ``rate x job_time`` servers busy on average, plus ``staffing`` times the
-square root of that for Poisson bursts.  A worker whose queue is empty leaves only a
-mode more than ``slack`` above its share, for the mode furthest below its share;
-starvation still wins.
+With ``demand`` set (allocation by demand), a mode's share of servers follows its
+arrival rate: ``rate x job_time`` servers busy on average plus, for Poisson bursts,
+spare servers in proportion to the square root of that (square-root staffing), the
+fleet's spare servers spread so that the shares add up to the fleet (at most
+``staffing`` per root).  A rate is an estimate (``arrived`` jobs over ``span``
+seconds), so a worker whose queue is empty leaves its mode only if the mode has more
+servers than its share at the rate's upper bound (``leave_confidence`` standard errors
+above the estimate), and only for a mode below its share at the lower bound
+(``confidence`` below): noise then moves almost nobody, and while a rate is young (a
+start, a new allocator) its bounds are wide and workers stay where they are until the
+evidence says where they are needed.  A mode whose rate or job time is not known yet
+has no share: nobody leaves or joins it by demand.  A waiting mode with no server, and
+starvation, still come first; with no rate known at all the backlog rules above apply.
 """
 
 from __future__ import annotations
@@ -34,15 +42,26 @@ from dataclasses import dataclass, field
 class Backlog:
     """A mode's waiting jobs: how many, how long the oldest has waited, and how long the mode
     has been seen with waiting work and no server (seconds; a job redelivered after its
-    worker died has no submit age, so the router watches this too)."""
+    worker died has no submit age, so the router watches this too); and, for allocation
+    by demand, the jobs admitted over the last ``span`` seconds and a job's mean run time."""
 
     waiting: int
     oldest_wait: float = 0.0
     unserved_for: float = 0.0
-    rate: float = 0.0  # jobs a second arriving, when counted (allocation by demand)
+    arrived: int = 0
+    span: float = 0.0  # 0: arrivals not counted (yet)
+    job_time: float = 0.0  # seconds, measured; 0: the policy's ``job_time``
 
     def starving(self, servers: int, starvation: float) -> bool:
         return self.waiting > 0 and servers == 0 and max(self.oldest_wait, self.unserved_for) >= starvation
+
+    def rate(self, confidence: float = 0.0) -> float:
+        """Arrivals a second, ``confidence`` standard errors above (below, if negative) the estimate.
+
+        Wilson-like bounds for a Poisson count: with no arrivals the upper one is still
+        ``confidence**2 / span``, so a mode counted only briefly is not judged idle."""
+        spread = confidence * math.sqrt(self.arrived + confidence * confidence / 4)
+        return max(0.0, self.arrived + confidence * confidence / 2 + spread) / self.span
 
 
 @dataclass(frozen=True)
@@ -61,14 +80,40 @@ class RouterPolicy:
     starvation: float = 30.0
     switch_cost: float = 1.0  # a mode load, in jobs' run time
     age_unit: float = 10.0  # seconds of the oldest job's wait that weigh as much as one more waiting job
-    job_time: float = 0.0  # seconds a job runs; 0: no allocation by demand
-    staffing: float = 1.5  # spare servers per square root of a mode's busy ones
-    slack: int = 2  # servers above its share a mode keeps before one leaves (rates are estimates)
+    demand: bool = False  # allocate by demand where arrivals are counted
+    job_time: float = 0.0  # seconds a job runs, where the backlog has not measured it (0: unknown)
+    staffing: float = 1.5  # at most this many spare servers per square root of a mode's busy ones
+    confidence: float = 2.0  # standard errors below its rate a mode must be short to draw a worker
+    leave_confidence: float = 1.25  # ... and above its rate a mode must be over for a worker to leave it
 
-    def share(self, backlog: Backlog) -> int:
-        """The servers a mode should have by its arrival rate (at least one while work waits)."""
-        busy = backlog.rate * self.job_time
-        return max(math.ceil(busy + self.staffing * math.sqrt(busy)), 1 if backlog.waiting else 0)
+    def busy(self, backlog: Backlog, confidence: float = 0.0) -> float | None:
+        """Servers the mode keeps busy on average by its arrival rate (at a bound, with ``confidence``);
+        None when its rate or its jobs' run time is not known yet."""
+        job_time = backlog.job_time or self.job_time
+        if backlog.span <= 0 or not job_time:
+            return None
+        return backlog.rate(confidence) * job_time
+
+    def spare(self, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> float:
+        """Spare servers per square root of busy ones when the servers of the modes with a known
+        demand are spread by it (square-root staffing), at most ``staffing``."""
+        known = {m: self.busy(b) for m, b in backlogs.items()}
+        known = {m: busy for m, busy in known.items() if busy is not None}
+        roots = sum(math.sqrt(busy) for busy in known.values())
+        if not roots:
+            return self.staffing
+        workers = sum(servers.get(m, 0) for m in known)
+        return min(self.staffing, max(0.0, (workers - sum(known.values())) / roots))
+
+    def share(self, backlog: Backlog, spare: float | None = None, confidence: float = 0.0) -> float:
+        """The servers a mode should have (a whole number) by its arrival rate at ``confidence``
+        standard errors from the estimate, ``spare`` (default ``staffing``) per root of its busy ones,
+        at least one while work waits; unknown demand: infinite above the estimate, else none."""
+        busy = self.busy(backlog, confidence)
+        if busy is None:
+            return math.inf if confidence > 0 else 0
+        spare = self.staffing if spare is None else spare
+        return max(math.ceil(busy + spare * math.sqrt(busy)), 1 if backlog.waiting else 0)
 
     def pressure(self, backlog: Backlog, servers: int) -> float:
         """How underserved a mode is: its waiting work per server it would have with one more."""
@@ -96,25 +141,27 @@ class RouterPolicy:
             return max(starving, key=lambda m: (backlogs[m].oldest_wait, m))
         if backlogs[me.serving].waiting:
             return None
-        if self.job_time:
-            return self._by_demand(me, backlogs, servers)
         # Leaving a mode that keeps an idle server, or that has no other server (its next
         # job then pulls a worker as any unserved work does), does not starve it.
         idle_here = (servers if idle is None else idle).get(me.serving, 0)
         spare = idle_here > 1 or servers.get(me.serving, 0) <= 1
+        if self.demand and any(self.busy(b) is not None for b in backlogs.values()):
+            unserved = self._most_underserved(me, backlogs, servers, spare=False)
+            return unserved if unserved is not None and spare else self._by_demand(me, backlogs, servers)
         return self._most_underserved(me, backlogs, servers, spare)
 
     def _by_demand(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
-        """Leave a mode above its share for the one furthest below its share, waiting work first."""
-        if servers.get(me.serving, 0) <= self.share(backlogs[me.serving]) + self.slack:
+        """Leave a mode surely above its share for the one furthest surely below its share, waiting work first."""
+        spare = self.spare(backlogs, servers)
+        if servers.get(me.serving, 0) <= self.share(backlogs[me.serving], spare, self.leave_confidence):
             return None
-        short = {m: self.share(b) - servers.get(m, 0) for m, b in backlogs.items() if m != me.serving}
-        candidates = [m for m, gap in short.items() if gap > 0]
+        low = {m: self.share(b, spare, -self.confidence) for m, b in backlogs.items() if m != me.serving}
+        candidates = [m for m, share in low.items() if servers.get(m, 0) < share]
         if not candidates:
             return None
         return max(
             candidates,
-            key=lambda m: (backlogs[m].waiting > 0, short[m] / self.share(backlogs[m]), m in me.cached, m),
+            key=lambda m: (backlogs[m].waiting > 0, 1 - servers.get(m, 0) / low[m], m in me.cached, m),
         )
 
     def _most_underserved(

@@ -95,26 +95,55 @@ def test_an_idle_worker_joins_a_served_mode_only_if_its_own_keeps_an_idle_server
     assert POLICY.choose(me, {"a": EMPTY, "c": Backlog(1)}, {"a": 1}, idle={"a": 1}) == "c", "unserved: always"
 
 
-DEMAND = RouterPolicy(min_dwell=2.0, starvation=30.0, job_time=10.0, staffing=1.0, slack=1)
+DEMAND = RouterPolicy(min_dwell=2.0, starvation=30.0, demand=True, job_time=10.0, staffing=1.0, leave_confidence=1.5)
 
 
-def test_a_share_follows_the_arrival_rate():
-    assert DEMAND.share(Backlog(0, rate=0.4)) == 6  # 4 busy on average, and 2 for bursts
-    assert DEMAND.share(Backlog(0)) == 0
-    assert DEMAND.share(Backlog(1)) == 1  # waiting work keeps a server whatever its rate
+def counted(arrived: int, waiting: int = 0, span: float = 100.0, job_time: float = 0.0) -> Backlog:
+    """A mode with ``arrived`` jobs admitted over ``span`` seconds."""
+    return Backlog(waiting, arrived=arrived, span=span, job_time=job_time)
 
 
-def test_by_demand_only_a_mode_above_its_share_gives_a_worker_to_the_furthest_below():
+def test_a_share_follows_the_arrival_rate_and_its_confidence():
+    assert DEMAND.share(counted(40)) == 6  # 4 busy on average, and 2 for bursts
+    assert DEMAND.share(counted(40, job_time=20.0)) == 11  # a measured job time wins over the policy's
+    assert DEMAND.share(counted(0)) == 0
+    assert DEMAND.share(counted(0, waiting=1)) == 1  # waiting work keeps a server whatever its rate
+    assert DEMAND.share(counted(40), confidence=2.0) > 6 > DEMAND.share(counted(40), confidence=-2.0)
+    assert DEMAND.share(counted(0), confidence=2.0) >= 1, "no arrivals yet: maybe a slow mode"
+    assert DEMAND.share(Backlog(0), confidence=1.0) == float("inf"), "not counted yet: nobody leaves"
+    assert DEMAND.share(Backlog(0), confidence=-2.0) == 0, "... and nobody joins"
+
+
+def test_the_spare_servers_are_spread_by_the_square_root_of_the_busy_ones():
+    backlogs = {"a": counted(400), "b": counted(100)}  # 40 and 10 busy
+    assert DEMAND.spare(backlogs, {"a": 50, "b": 15}) == 1.0, "capped at staffing"
+    assert abs(DEMAND.spare(backlogs, {"a": 40, "b": 13}) - 3 / (40**0.5 + 10**0.5)) < 1e-9
+
+
+def test_by_demand_only_a_mode_surely_above_its_share_gives_a_worker_to_one_surely_below():
     me = WorkerView("a", dwell=100)
-    backlogs = {"a": Backlog(0, rate=0.4), "b": Backlog(0, rate=0.4), "c": Backlog(0, rate=0.9)}
-    assert DEMAND.choose(me, backlogs, {"a": 7, "b": 5, "c": 9}) is None, "a is within its slack"
-    assert DEMAND.choose(me, backlogs, {"a": 8, "b": 5, "c": 9}) == "c"  # c: 3 of its 12 short; b: 1 of 6
-    assert DEMAND.choose(me, backlogs, {"a": 8, "b": 5, "c": 11}) == "b"
-    assert DEMAND.choose(me, backlogs, {"a": 8, "b": 6, "c": 12}) is None, "nobody below its share"
-    assert DEMAND.choose(me, {**backlogs, "b": Backlog(2, rate=0.4)}, {"a": 6, "b": 6, "c": 9}) is None
+    backlogs = {"a": counted(400, span=1000.0), "b": counted(4000, span=1000.0)}  # 4 and 40 busy
+    # a's share at its upper bound: 7 (4.3 busy, 2.1 spare); b's at its lower bound: 45 (38.8 busy, 6.2 spare)
+    assert DEMAND.choose(me, backlogs, {"a": 7, "b": 44}) is None, "a is not surely over"
+    assert DEMAND.choose(me, backlogs, {"a": 9, "b": 44}) == "b"
+    assert DEMAND.choose(me, backlogs, {"a": 9, "b": 46}) is None, "b is not surely short"
+    # A fleet with no spare servers: a's share is 4 at its estimate, 5 at its upper bound.
+    assert DEMAND.choose(me, backlogs, {"a": 5, "b": 30}) is None, "a is over its share, but not surely"
+    assert DEMAND.choose(me, backlogs, {"a": 6, "b": 30}) == "b"
+    young = {m: counted(b.arrived // 100, span=10.0) for m, b in backlogs.items()}  # the same rates, counted briefly
+    assert DEMAND.choose(me, young, {"a": 9, "b": 44}) is None, "too little evidence to move"
 
 
-def test_by_demand_starvation_still_wins():
+def test_by_demand_the_mode_furthest_below_its_share_and_waiting_goes_first():
     me = WorkerView("a", dwell=100)
-    backlogs = {"a": Backlog(0, rate=0.4), "b": Backlog(1, oldest_wait=60.0)}
+    backlogs = {"a": counted(0, span=1000.0), "b": counted(4000, span=1000.0), "c": counted(400, span=1000.0)}
+    assert DEMAND.choose(me, backlogs, {"a": 5, "b": 30, "c": 1}) == "c"  # c: 1 of its lower share; b: 30
+    assert DEMAND.choose(me, {**backlogs, "b": counted(4000, 1, span=1000.0)}, {"a": 5, "b": 30, "c": 1}) == "b"
+
+
+def test_by_demand_an_unserved_waiting_mode_and_starvation_still_win():
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": counted(40), "b": Backlog(1, oldest_wait=60.0)}
     assert DEMAND.choose(me, backlogs, {"a": 3}) == "b"
+    assert DEMAND.choose(me, {"a": counted(400), "b": Backlog(1)}, {"a": 1}) == "b", "a's only server may go"
+    assert DEMAND.choose(me, {"a": counted(400), "b": Backlog(1)}, {"a": 3}, {"a": 1}) is None, "a keeps no idle one"
