@@ -32,23 +32,32 @@ log = logging.getLogger(__name__)
 
 MODES_KEY = "dl:modes"
 
-# ARGV[5] is when the publisher began reading the file: an error recorded after that (by a process
-# that read a newer, broken file) stays, so a slow reader of the old text does not hide it.
+# Every reload takes a ticket (HINCRBY 'reads') before it reads the file, and the outcome of the
+# newest read stands: 'decided' holds the ticket of the read that last published or refused.  A
+# slower reader of an older file (a gunicorn worker still starting, a SIGHUP thread) arrives with an
+# older ticket and changes nothing: it can neither republish the old text as a new version nor set or
+# clear an error that a newer read decided.  Tickets, not clocks: they order reads across processes.
+# ARGV[5]: the publisher's ticket.  Returns {version, 1 when published (or confirmed) else 0}.
 _PUBLISH = """
-local function clear_older_error()
-  local at = redis.call('HGET', KEYS[1], 'error_at')
-  if not at or tonumber(at) < tonumber(ARGV[5]) then
-    redis.call('HDEL', KEYS[1], 'error', 'error_at')
-  end
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[1], 'decided') or '0') then
+  return {version, 0}
 end
+redis.call('HSET', KEYS[1], 'decided', ARGV[5])
+redis.call('HDEL', KEYS[1], 'error', 'error_at')
 if redis.call('HGET', KEYS[1], 'digest') == ARGV[1] then
-  clear_older_error()
-  return tonumber(redis.call('HGET', KEYS[1], 'version'))
+  return {version, 1}
 end
-local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'text', ARGV[2], 'source', ARGV[3], 'published_at', ARGV[4])
-clear_older_error()
-return version
+return {version, 1}
+"""
+
+# A refused file's error, unless a newer read already decided (ARGV[3]: the refusing read's ticket).
+_REFUSE = """
+if tonumber(ARGV[3]) < tonumber(redis.call('HGET', KEYS[1], 'decided') or '0') then return 0 end
+redis.call('HSET', KEYS[1], 'error', ARGV[1], 'error_at', ARGV[2], 'decided', ARGV[3])
+return 1
 """
 
 
@@ -74,6 +83,7 @@ class ModesRegistry:
         self._env = os.environ if env is None else env
         self._publish = client.register_script(_PUBLISH)
         self._seed = client.register_script(_SEED)
+        self._refuse = client.register_script(_REFUSE)
         self._lock = threading.Lock()
         self._config: ModesConfig | None = None
         self._version = 0
@@ -87,16 +97,20 @@ class ModesRegistry:
 
     def reload(self) -> ReloadResult:
         """Load the modes file; publish it if valid and new; keep the last good one if not."""
-        read_at = time.time()
+        ticket = self._redis.hincrby(MODES_KEY, "reads", 1)
         try:
             config = self._read_file()
         except ModesError as exc:
             log.error("modes config not reloaded, the last good one keeps serving: %s", exc)
-            self._redis.hset(MODES_KEY, mapping={"error": str(exc), "error_at": time.time()})
+            self._refuse(keys=[MODES_KEY], args=[str(exc), time.time(), ticket])
             self._sync()
             return ReloadResult(self._version, str(exc))
-        args = [config.digest, config.text, str(config.source), time.time(), read_at]
-        version = int(self._publish(keys=[MODES_KEY], args=args))
+        args = [config.digest, config.text, str(config.source), time.time(), ticket]
+        version, published = self._publish(keys=[MODES_KEY], args=args)
+        if not published:
+            log.info("modes config read superseded by a newer reload; version %s stands", version)
+            self._sync()
+            return ReloadResult(self._version, None)
         with self._lock:
             if version != self._version:
                 log.info("modes config version %s: %s", version, ", ".join(config.modes))

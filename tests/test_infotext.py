@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 
-from PIL import Image
+from PIL import ExifTags, Image
 from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
@@ -27,8 +27,15 @@ def job_on(model: str, **params) -> GenerateJob:
     )
 
 
-def parsed(data: bytes):
-    info = ParserManager().parse(Image.open(io.BytesIO(data)))
+# sd-parsers 0.6 keeps the last JPEG's UserComment keyed by id(image): a new image that CPython
+# places where a freed one lived is read with the freed one's text (what an earlier test parsed).
+# Parsing a JPEG without one that stays alive first moves that key to an id no new image can take.
+_HELD = Image.open(io.BytesIO(encode(Image.new("RGB", (1, 1)), "jpeg", 90)))
+
+
+def parsed(data: bytes | Image.Image):
+    ParserManager().parse(_HELD)
+    info = ParserManager().parse(data if isinstance(data, Image.Image) else Image.open(io.BytesIO(data)))
     assert info is not None and info.generator == Generators.AUTOMATIC1111
     return info
 
@@ -62,6 +69,17 @@ def test_an_upscale_is_said_as_a1111_extras_say_it(tmp_path):
     assert info.metadata["Postprocess upscale by"] == "9" and info.metadata["Postprocess upscaler"] == "espcn"
     assert_reads_back(info, model)
     assert postprocess_parameters(None, 3, "espcn") == "Postprocess upscale by: 3, Postprocess upscaler: espcn"
+
+
+def test_a_jpeg_is_read_afresh_where_an_earlier_one_lived():
+    """An image at the id sd-parsers last saw, with other text, as when CPython reuses a freed image's address."""
+    picture = Image.open(
+        io.BytesIO(encode(Image.new("RGB", (8, 8)), "jpeg", 90, {"parameters": "a\nSteps: 1, Sampler: A, Seed: 1"}))
+    )
+    assert ParserManager().parse(picture).samplers[0].name == "A"
+    exif = picture.getexif().get_ifd(ExifTags.IFD.Exif)
+    exif[ExifTags.Base.UserComment] = b"UNICODE\0" + "b\nSteps: 1, Sampler: B, Seed: 1".encode("utf_16_be")
+    assert parsed(picture).samplers[0].name == "B"
 
 
 def test_img2img_says_its_strength_and_no_negative_prompt_line_when_empty(tmp_path):
