@@ -37,6 +37,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+API_WORKERS = 2  # gunicorn worker processes of a test API
+
+
 def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,7 +191,7 @@ class Stack:
 
     def spawn_api(self, bind: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         """The API under gunicorn as ``make run`` starts it, listening on ``bind`` (host:port)."""
-        argv = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", bind]  # gthread, API_THREADS: gunicorn.conf.py
+        argv = [sys.executable, "-m", "gunicorn", "-w", str(API_WORKERS), "-b", bind]  # gthread: gunicorn.conf.py
         return self.spawn("api", [*argv, "api:create_app()"], extra_env)
 
     def start_api(self, extra_env: dict[str, str] | None = None, host: str = "127.0.0.1") -> str:

@@ -9,6 +9,8 @@ from urllib.parse import urlparse
 
 import requests
 
+from tests.processes import API_WORKERS, wait_for
+
 MB = 1024 * 1024
 
 
@@ -27,6 +29,8 @@ def test_a_200_mb_body_is_refused_without_being_read(make_stack):
     stack = make_stack()
     base = stack.start_api()
     master = stack.processes[-1].pid
+    # /healthz answers once the first worker is up; the others may still be starting, and would count.
+    wait_for(lambda: len(api_processes(master)) == 1 + API_WORKERS, 60, "every gunicorn worker to start")
     for _ in range(8):  # every gunicorn worker past its first request, whose imports would count
         assert requests.post(f"{base}/api/jobs", json={}, timeout=30).status_code == 400
     before = sum(rss_kib(pid) for pid in api_processes(master))
