@@ -9,21 +9,15 @@ only the jobs that one process saw).  Fields:
 - ``h|<name>|<mode>|<bucket upper bound>``: how many observations fell in that bucket
   (not cumulative; the reader sums them), with ``...|sum`` and ``...|count`` beside them.
 
-A terminal write counts once: the writer that ends a job (the lease holder's Lua script,
-jobs/records.py, or the API's cancel of a job nobody holds) is the only one that calls
-``ended``.
+A terminal write counts once: the script that ends a job (the lease holder's, jobs/records.py,
+or the API's cancel of a job nobody holds) counts it in the same step (``LUA_COUNT_END``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime
-from typing import Any
 
-import redis
-
-from jobs.keys import PREFIX, job_key
+from jobs.keys import PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -37,70 +31,81 @@ def counter_field(name: str, *labels: str) -> str:
     return SEP.join(("c", name, *labels))
 
 
-def bucket_of(seconds: float) -> str:
-    """The upper bound of the first bucket that holds ``seconds``."""
-    return next((repr(bound) for bound in BUCKETS if seconds <= bound), INF)
+def _lua_buckets() -> str:
+    return "{" + ", ".join(f"{{{bound!r}, '{bound!r}'}}" for bound in BUCKETS) + "}"
 
 
-def observe(pipe: redis.client.Pipeline, name: str, mode: str, seconds: float) -> None:
-    """Add one observation of ``seconds`` to histogram ``name`` of ``mode``."""
-    base = SEP.join(("h", name, mode))
-    pipe.hincrby(METRICS_KEY, f"{base}{SEP}{bucket_of(seconds)}", 1)
-    pipe.hincrbyfloat(METRICS_KEY, f"{base}{SEP}sum", seconds)
-    pipe.hincrby(METRICS_KEY, f"{base}{SEP}count", 1)
+# A terminal write's script (jobs/records.py) defines and calls ``count_end`` after its write: the
+# count, the times and the write are one round trip, and only the writer that ended the job counts it.
+# The times are the record's own ISO stamps (``now_iso``: UTC, milliseconds), read as epoch seconds.
+# Returns kind, mode, worker and the seconds (as text, "" when a stamp is missing) for the log line.
+LUA_COUNT_END = (
+    f"""
+local BUCKETS = {_lua_buckets()}
+"""
+    + """
+local function epoch(iso)
+  if not iso then return nil end
+  local y, mo, d, h, mi, s = string.match(iso, '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)')
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((mo + 9) % 12) + 2) / 5) + tonumber(d) - 1
+  local days = era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+local function observe(metrics, name, label, seconds)
+  local base = 'h|' .. name .. '|' .. label .. '|'
+  local bucket = '+Inf'
+  for _, b in ipairs(BUCKETS) do
+    if seconds <= b[1] then bucket = b[2] break end
+  end
+  redis.call('HINCRBY', metrics, base .. bucket, 1)
+  redis.call('HINCRBYFLOAT', metrics, base .. 'sum', string.format('%.6f', seconds))
+  redis.call('HINCRBY', metrics, base .. 'count', 1)
+end
+
+local function count_end(metrics, record, status)
+  local f = redis.call('HMGET', record, 'kind', 'mode', 'worker', 'created_at', 'started_at', 'finished_at', 'result')
+  local kind, mode, worker = f[1] or '', f[2] or '', f[3] or ''
+  redis.call('HINCRBY', metrics, 'c|jobs_ended|' .. kind .. '|' .. mode .. '|' .. status, 1)
+  local label = mode
+  if label == '' then label = kind end
+  local created, started, finished = epoch(f[4]), epoch(f[5]), epoch(f[6])
+  local times = {'', '', ''}
+  if created and finished then
+    local order = {{'end_to_end', created, finished}}
+    if started then
+      order[2] = {'queue_wait', created, started}
+      order[3] = {'run', started, finished}
+    end
+    for i, t in ipairs(order) do
+      local seconds = math.max(0, t[3] - t[2])
+      observe(metrics, t[1], label, seconds)
+      times[i] = string.format('%.3f', seconds)
+    end
+  end
+  local ok, details = pcall(cjson.decode, f[7] or 'null')
+  if ok and type(details) == 'table' then
+    local sr = details
+    if type(details.superres) == 'table' then sr = details.superres end
+    local passes = tonumber(sr.passes)
+    if passes and passes > 0 then redis.call('HINCRBY', metrics, 'c|superres_passes', passes) end
+    local load = tonumber(details.load_seconds)
+    if load then observe(metrics, 'load', mode, load) end
+  end
+  return {kind, mode, worker, times[1], times[2], times[3]}
+end
+"""
+)
+TIMES = ("end_to_end", "queue_wait", "run")
 
 
-# What ``ended`` reads of a record; the terminal write (jobs/records.py) returns the same fields.
-ENDED_FIELDS = ("kind", "mode", "worker", "created_at", "started_at", "finished_at", "result")
-
-
-def ended(client: redis.Redis, job_id: str, status: str, fields: list[bytes | None] | None = None) -> dict[str, Any]:
-    """Count a job that has just ended ``status`` and time its wait and run; returns what was recorded.
-
-    ``fields`` are the record's ENDED_FIELDS when the caller has them already, else they are read
-    (one round trip). The figures go in one pipeline, and the transition is logged in one line.
-    Figures are best effort: a Redis error here is logged, never raised, so it cannot fail a job
-    that has already ended.
-    """
-    try:
-        if fields is None:
-            fields = client.hmget(job_key(job_id), *ENDED_FIELDS)
-        kind, mode, worker, created, started, finished, result = (value.decode() if value else "" for value in fields)
-        times = durations(created, started, finished)
-        pipe = client.pipeline(transaction=False)
-        pipe.hincrby(METRICS_KEY, counter_field("jobs_ended", kind, mode, status), 1)
-        for name, seconds in times.items():
-            observe(pipe, name, mode or kind, seconds)
-        details = json.loads(result) if result else {}
-        passes = superres_passes(details)
-        if passes:
-            pipe.hincrby(METRICS_KEY, counter_field("superres_passes"), passes)
-        if "load_seconds" in details:
-            observe(pipe, "load", mode, float(details["load_seconds"]))
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("job %s: its %s end was not counted in the metrics: %s", job_id, status, exc)
-        return {}
-    figures = " ".join(f"{name}={seconds:.3f}s" for name, seconds in times.items())
+def log_ended(job_id: str, status: str, counted: list[bytes]) -> None:
+    """The job's transition to ``status`` in one line, from what ``count_end`` answered."""
+    kind, mode, worker, *seconds = (value.decode() for value in counted)
+    figures = " ".join(f"{name}={took}s" for name, took in zip(TIMES, seconds, strict=True) if took)
     log.info("job %s: ended %s kind=%s mode=%s worker=%s %s", job_id, status, kind, mode or "-", worker or "-", figures)
-    return {"kind": kind, "mode": mode, "worker": worker, **times}
-
-
-def durations(created: str, started: str, finished: str) -> dict[str, float]:
-    """Seconds waiting in the queue, running (the last attempt) and end to end, from the record's ISO times."""
-    times: dict[str, float] = {}
-    if not (created and finished):
-        return times
-    t0, t2 = datetime.fromisoformat(created), datetime.fromisoformat(finished)
-    times["end_to_end"] = max(0.0, (t2 - t0).total_seconds())
-    if started:
-        t1 = datetime.fromisoformat(started)
-        times["queue_wait"] = max(0.0, (t1 - t0).total_seconds())
-        times["run"] = max(0.0, (t2 - t1).total_seconds())
-    return times
-
-
-def superres_passes(result: dict[str, Any]) -> int:
-    """The SR passes a finished job's result reports (standalone SR jobs, or generation + SR)."""
-    details = result.get("superres") if isinstance(result.get("superres"), dict) else result
-    return int(details.get("passes", 0))

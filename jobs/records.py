@@ -107,10 +107,11 @@ return 1
 """
 )
 
-# The lease holder's terminal write; it gives the lease up (and leaves the running index) in the same step,
-# and answers the record's fields named after ARGV[8] (metrics.ENDED_FIELDS), or 0 when it wrote nothing.
+# The lease holder's terminal write; it gives the lease up (and leaves the running index) and counts the
+# job for /metrics in the same step, and answers what metrics.log_ended logs, or 0 when it wrote nothing.
 _FINISH = (
     events.LUA_PUBLISH
+    + metrics.LUA_COUNT_END
     + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -122,7 +123,7 @@ redis.call('HINCRBY', KEYS[1], 'completions', 1)
 redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
 publish_event(KEYS[5], KEYS[6], KEYS[7], ARGV[8], ARGV[7], ARGV[2])
-return redis.call('HMGET', KEYS[1], unpack(ARGV, 9))
+return count_end(KEYS[8], KEYS[1], ARGV[2])
 """
 )
 
@@ -161,10 +162,11 @@ return 1
 )
 
 # A job nobody is working on (queued, or running with no live lease: between the generation and its
-# super-resolution stage, or its worker died) ends canceled at once; a job a worker holds is flagged
-# for the worker to stop at its next step.
+# super-resolution stage, or its worker died) ends canceled at once, answering what metrics.log_ended
+# logs; a job a worker holds is flagged for the worker to stop at its next step.
 _CANCEL = (
     events.LUA_PUBLISH
+    + metrics.LUA_COUNT_END
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return -1 end
@@ -182,7 +184,7 @@ if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis
 redis.call('RPUSH', KEYS[3], 'canceled')
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 publish_event(KEYS[7], KEYS[8], KEYS[9], ARGV[7], ARGV[6], 'canceled')
-return 1
+return count_end(KEYS[10], KEYS[1], 'canceled')
 """
 )
 CANCELED_NOW, CANCEL_REQUESTED = 1, 2  # what cancel() did, besides ENDED and GONE
@@ -345,31 +347,31 @@ class JobRecords:
     def cancel(self, job_id: str, waiting: str | None = None) -> int:
         """Cancel the job (leaving ``waiting``, its mode's waiting set): CANCELED_NOW,
         CANCEL_REQUESTED (its worker stops at the next step), ENDED or GONE."""
-        code = int(
-            self._cancel(
-                keys=[
-                    job_key(job_id),
-                    lease_key(job_id),
-                    done_key(job_id),
-                    waiting or done_key(job_id),
-                    RUNNING_INDEX,
-                    QUEUED_COUNT,
-                    *events.keys(job_id),
-                ],
-                args=[
-                    now_iso(),
-                    json.dumps({"message": "canceled on request before it started"}),
-                    json.dumps({"message": "canceled on request while no worker held it"}),
-                    self._ttl,
-                    "1" if waiting else "0",
-                    job_id,
-                    events.message(CANCELED),
-                ],
-            )
+        answer = self._cancel(
+            keys=[
+                job_key(job_id),
+                lease_key(job_id),
+                done_key(job_id),
+                waiting or done_key(job_id),
+                RUNNING_INDEX,
+                QUEUED_COUNT,
+                *events.keys(job_id),
+                metrics.METRICS_KEY,
+            ],
+            args=[
+                now_iso(),
+                json.dumps({"message": "canceled on request before it started"}),
+                json.dumps({"message": "canceled on request while no worker held it"}),
+                self._ttl,
+                "1" if waiting else "0",
+                job_id,
+                events.message(CANCELED),
+            ],
         )
-        if code == CANCELED_NOW:
-            metrics.ended(self._redis, job_id, CANCELED)
-        return code
+        if isinstance(answer, list):
+            metrics.log_ended(job_id, CANCELED, answer)
+            return CANCELED_NOW
+        return int(answer)
 
     def hand_off(self, job_id: str, token: str, stage: str, message: QueuedMessage) -> bool:
         """Move the job on to ``stage`` in one atomic step: mark the stage (deliveries of its earlier
@@ -401,10 +403,10 @@ class JobRecords:
     def _end(self, job_id: str, token: str, status: str, field: str, value: dict[str, Any]) -> bool:
         keys = [job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX, *events.keys(job_id)]
         args = [token, status, now_iso(), field, json.dumps(value), self._ttl, job_id, events.message(status)]
-        done = self._finish(keys=keys, args=[*args, *metrics.ENDED_FIELDS])
-        if not done:
+        counted = self._finish(keys=[*keys, metrics.METRICS_KEY], args=args)
+        if not counted:
             return False
-        metrics.ended(self._redis, job_id, status, done)
+        metrics.log_ended(job_id, status, counted)
         return True
 
     def wait(self, job_id: str, timeout: float) -> dict[str, Any] | None:
