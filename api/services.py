@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,8 +122,7 @@ class Services:
         name = mode.name if mode else ""
         owner = owner_name()
         arrivals = arrivals_key(mode.backend, mode.name) if mode else ""  # its mode's arrival rate counts it
-        self.register_webhook(job_id, webhook)
-        with self.limits.job_place(owner, job_id):
+        with self.webhook_registered(job_id, webhook), self.limits.job_place(owner, job_id):
             record, depth = self.records.create(
                 job_id, kind, name, params, [], self.settings.queue_max, turn, message, True, owner, arrivals
             )
@@ -134,10 +135,19 @@ class Services:
         current_app.logger.info("job %s: %s queued on %s", job_id, kind, queue)
         return record
 
-    def register_webhook(self, job_id: str, webhook: Webhook | None) -> None:
-        """Called before the job is admitted: its first event may come at once."""
-        if webhook:
-            webhooks.register(self.redis, job_id, webhook.url, webhook.events, self.settings.job_ttl)
+    @contextmanager
+    def webhook_registered(self, job_id: str, webhook: Webhook | None) -> Iterator[None]:
+        """Register ``webhook`` around the job's admission: before it, since the first event may come at
+        once; a job refused admission (429 or an error) leaves no registration behind."""
+        if not webhook:
+            yield
+            return
+        webhooks.register(self.redis, job_id, webhook.url, webhook.events, self.settings.job_ttl)
+        try:
+            yield
+        except BaseException:
+            webhooks.unregister(self.redis, job_id)
+            raise
 
     def _store_uploads(self, uploads: dict[str, bytes]) -> None:
         """Inputs are stored under their content hash: one already there is the same bytes."""

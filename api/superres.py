@@ -111,9 +111,8 @@ def submit(
         raise ApiError(503, f"could not store the upload ({exc}); check STORE_URL") from exc
     message = svc.producer.message(SUPERRES_TASK, job.to_dict(), SUPERRES_QUEUE, job.job_id)
     owner = owner_name()
-    svc.register_webhook(job.job_id, webhook)
     try:
-        with svc.limits.job_place(owner, job.job_id):
+        with svc.webhook_registered(job.job_id, webhook), svc.limits.job_place(owner, job.job_id):
             record, waiting = svc.records.create(
                 job.job_id,
                 SUPERRES_KIND,

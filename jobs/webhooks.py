@@ -41,6 +41,10 @@ def register(client: redis.Redis, job_id: str, url: str, events: list[str], ttl:
     pipe.execute()
 
 
+def unregister(client: redis.Redis, job_id: str) -> None:
+    client.delete(registration_key(job_id))
+
+
 def registration(client: redis.Redis, job_id: str) -> tuple[str, list[str]] | None:
     raw = client.hgetall(registration_key(job_id))
     if not raw:

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import openai
 import pytest
+import redis
 import requests
 
 from tests.client import submit
@@ -193,3 +194,16 @@ def test_the_events_filter_of_an_upload_and_of_a_header_is_checked(hook_stack):
     headers = {"X-Dreamlab-Webhook-Events": "completed"}
     answer = requests.post(f"{hook_stack.base}/sdapi/v1/txt2img", json={"prompt": "x"}, headers=headers, timeout=30)
     assert answer.status_code == 400 and "X-Dreamlab-Webhook" in answer.text
+
+
+def test_a_job_refused_admission_leaves_no_webhook_registration(make_stack):
+    """QUEUE_MAX=1 and no worker: the second job is refused with 429, and its registration goes with it."""
+    stack = make_stack(QUEUE_MAX="1", WEBHOOK_SECRET=SECRET, WEBHOOK_ALLOW="127.0.0.1/32")
+    base = stack.start_api()
+    hook = {"webhook": "http://127.0.0.1:9/hook"}
+    kept = requests.post(f"{base}/api/jobs", json={"prompt": "waits", **hook}, timeout=30)
+    assert kept.status_code == 202, kept.text
+    refused = requests.post(f"{base}/api/jobs", json={"prompt": "one too many", **hook}, timeout=30)
+    assert refused.status_code == 429, refused.text
+    client = redis.Redis.from_url(stack.env["REDIS_URL"])
+    assert {key.decode() for key in client.scan_iter("dl:webhook:*")} == {f"dl:webhook:{kept.json()['id']}"}
