@@ -44,6 +44,7 @@ if status == 'queued' and redis.call('HDEL', KEYS[1], 'counted') == 1 then redis
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3], 'progress', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 publish_event(KEYS[6], KEYS[7], KEYS[8], ARGV[9], ARGV[7], 'running')
+if redis.call('HEXISTS', KEYS[1], 'cancel_requested') == 1 then return 2 end
 return 1
 """
 )
@@ -91,6 +92,9 @@ return -1
 """
 
 CLAIMED, ENDED, GONE, HELD = 1, 0, -1, -2
+# Claimed, but a cancel came while the job waited for this worker (its earlier holder was asked to stop
+# before it died or handed the job on): the worker ends it canceled without running it.
+CLAIMED_TO_STOP = 2
 # Block for at most this long per call: well under redis-py's default 5 s socket timeout.
 WAIT_SLICE = 2.0
 
@@ -312,9 +316,9 @@ class JobRecords:
         """Take the job's lease as ``token`` and mark it running (leaving ``waiting``), in one atomic step.
 
         A claim for a ``stage`` (``generate``) finds the job ENDED once it moved on to
-        another stage (hand_off moves it to ``superres``). Returns CLAIMED, ENDED (the job, or
-        its stage, already ended), GONE (its record expired) or HELD (another worker
-        holds the lease).
+        another stage (hand_off moves it to ``superres``). Returns CLAIMED, CLAIMED_TO_STOP (claimed,
+        with a cancel already requested), ENDED (the job, or its stage, already ended), GONE (its
+        record expired) or HELD (another worker holds the lease).
         """
         keys = [job_key(job_id), lease_key(job_id), waiting or lease_key(job_id), RUNNING_INDEX, QUEUED_COUNT]
         args = [token, now_iso(), worker, "null", int(lease_ttl * 1000), "1" if waiting else "0", job_id, stage]
@@ -396,9 +400,6 @@ class JobRecords:
     def running(self, claimed_before: float) -> list[str]:
         """Turn jobs claimed before ``claimed_before`` (epoch seconds) and not yet ended or handed on."""
         return [raw.decode() for raw in self._redis.zrangebyscore(RUNNING_INDEX, "-inf", claimed_before)]
-
-    def cancel_requested(self, job_id: str) -> bool:
-        return bool(self._redis.hexists(job_key(job_id), "cancel_requested"))
 
     def _end(self, job_id: str, token: str, status: str, field: str, value: dict[str, Any]) -> bool:
         keys = [job_key(job_id), lease_key(job_id), done_key(job_id), RUNNING_INDEX, *events.keys(job_id)]

@@ -48,9 +48,10 @@ def step_reporter(
     return on_step
 
 
-def check_canceled(records: JobRecords, job_id: str) -> None:
-    """Raise JobCanceled when a cancel came while the job waited for this worker (a hand-off or redelivery)."""
-    if records.cancel_requested(job_id):
+def check_canceled(lease: Lease) -> None:
+    """Raise JobCanceled when a cancel came while the job waited for this worker (a hand-off or redelivery):
+    the claim that took ``lease`` answered it, in the same round trip."""
+    if lease.stop_requested:
         raise JobCanceled("canceled on request before this worker started it")
 
 

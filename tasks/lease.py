@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from jobs.keys import lease_key
-from jobs.records import HELD
+from jobs.records import CLAIMED, CLAIMED_TO_STOP, HELD
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ class Lease:
         self._release = client.register_script(_RELEASE)
         self._keeper: _Keeper | None = None
         self._released = False
+        self.stop_requested = False  # its claim found a cancel already requested (tasks/cancel.py)
+
+    def claimed(self, code: int) -> int:
+        """What JobRecords.claim answered for this lease's token, with CLAIMED_TO_STOP read as CLAIMED
+        and kept in ``stop_requested``."""
+        if code == CLAIMED_TO_STOP:
+            self.stop_requested = True
+            return CLAIMED
+        return code
 
     def acquire(self, claim: Callable[[str], int]) -> int:
         """Claim the job with this lease's token, waiting while a live holder has it.
@@ -69,7 +78,7 @@ class Lease:
         ``claim`` is JobRecords.claim bound to the job; returns its final code.
         """
         while True:
-            code = claim(self.token)
+            code = self.claimed(claim(self.token))
             if code != HELD:
                 return code
             log.info("job %s: another worker holds the lease; waiting for it to finish or die", self.job_id)

@@ -98,7 +98,7 @@ class JobRunner:
                 candidates = look.first
             for lead in candidates:
                 lease = Lease(self.redis, lead.job_id, self.lease_ttl, delivery_tag)
-                code = self.records.claim(lead.job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE)
+                code = self._claim_waiting(lead.job_id, lease, worker, waiting)
                 mine = lead.job_id == job.job_id
                 if code in (ENDED, GONE) and mine:
                     guarding = False  # it ended, or moved on to its super-resolution stage: nothing to guard
@@ -157,9 +157,13 @@ class JobRunner:
             if len(claimed) + 1 >= self.turns.batch_max:
                 break
             lease = Lease(self.redis, other.job_id, self.lease_ttl)
-            if self.records.claim(other.job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE) == CLAIMED:
+            if self._claim_waiting(other.job_id, lease, worker, waiting) == CLAIMED:
                 claimed.append((other, lease))
         return claimed
+
+    def _claim_waiting(self, job_id: str, lease: Lease, worker: str, waiting: str) -> int:
+        """Claim a job of ``waiting`` (its mode's waiting set) for its generation stage with ``lease``."""
+        return lease.claimed(self.records.claim(job_id, lease.token, worker, self.lease_ttl, waiting, GENERATE))
 
     def custom(self, job: CustomJob, worker: str, delivery_tag: str | None) -> str:
         def call(lease: Lease) -> dict[str, Any]:
@@ -200,7 +204,7 @@ class JobRunner:
             began = time.perf_counter()
             try:
                 with self._busy(job_id):
-                    check_canceled(self.records, job_id)
+                    check_canceled(lease)
                     result = work(lease)
             except JobCanceled as exc:
                 return end_canceled(self.records, lease, exc)
@@ -230,9 +234,9 @@ class JobRunner:
             names = ", ".join(job.job_id for job, _ in members)
             log.info("job %s: running %s as a batch of %d (%s) on %s", lead.job_id, what, len(members), names, worker)
             stopped: dict[str, JobCanceled] = {}
-            for job, _ in members:
+            for job, lease in members:
                 try:
-                    check_canceled(self.records, job.job_id)
+                    check_canceled(lease)
                 except JobCanceled as exc:
                     stopped[job.job_id] = exc
             reporters = {job.job_id: step_reporter(self.records, job.job_id, lease.token) for job, lease in members}

@@ -97,7 +97,7 @@ class SuperResRunner:
         job_id, options = job.job_id, job.options
         began = time.perf_counter()
         try:
-            check_canceled(self.records, job_id)
+            check_canceled(lease)
             data, image = self._input(job)
             on_pass = step_reporter(self.records, job_id, lease.token, unit="pass")
             out = upscale(image, self.engine, options.magnitude, on_pass=on_pass)

@@ -7,7 +7,16 @@ import uuid
 
 import pytest
 
-from jobs.records import CANCEL_REQUESTED, CANCELED_NOW, ENDED, GONE, STEP_CANCELED, JobRecords
+from jobs.records import (
+    CANCEL_REQUESTED,
+    CANCELED_NOW,
+    CLAIMED,
+    CLAIMED_TO_STOP,
+    ENDED,
+    GONE,
+    STEP_CANCELED,
+    JobRecords,
+)
 
 
 @pytest.fixture
@@ -37,10 +46,10 @@ def test_a_running_job_is_flagged_and_its_worker_hears_it_on_the_next_step(recor
     job_id = new_job(records)
     records.claim(job_id, "A", "w", lease_ttl=30)
     assert records.progress(job_id, "A", 1, 10) != STEP_CANCELED
-    assert not records.cancel_requested(job_id)
+    assert "cancel_requested" not in records.get(job_id)
     assert records.cancel(job_id) == CANCEL_REQUESTED
     assert records.get(job_id)["status"] == "running"
-    assert records.cancel_requested(job_id)
+    assert "cancel_requested" in records.get(job_id)
     assert records.progress(job_id, "A", 2, 10) == STEP_CANCELED
     assert records.progress(job_id, "other-token", 2, 10) != STEP_CANCELED, "only the lease holder hears it"
     assert records.cancel(job_id) == CANCEL_REQUESTED, "asking twice is harmless"
@@ -77,3 +86,14 @@ def test_a_waiter_wakes_when_a_queued_job_is_canceled(records):
     record = records.wait(job_id, timeout=60)
     canceler.join()
     assert record["status"] == "canceled"
+
+
+def test_a_claim_after_a_cancel_request_says_to_stop(records, redis_server):
+    """The holder was asked to stop and died: whoever claims the job next hears of the cancel in its claim."""
+    job_id = new_job(records)
+    assert records.claim(job_id, "A", "w", lease_ttl=30) == CLAIMED
+    assert records.cancel(job_id) == CANCEL_REQUESTED
+    redis_server.client().delete(f"dl:lease:{job_id}")  # A died; its lease expired
+    assert records.claim(job_id, "B", "w2", lease_ttl=30) == CLAIMED_TO_STOP
+    assert records.end_canceled(job_id, "B", "canceled on request before this worker started it")
+    assert records.get(job_id)["status"] == "canceled"

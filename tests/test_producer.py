@@ -46,6 +46,7 @@ def test_the_envelope_matches_kombus_own(redis_server):
 
 def test_events_show_the_job_and_its_mode_not_its_prompt():
     payload = {"job_id": "j1", "mode": {"name": "demo", "model_path": "sd15"}, "params": {"prompt": "a secret cat"}}
-    headers = json.loads(make_producer().message("dreamlab.generate", payload, "gen.torch.demo", "j1").envelope)["headers"]
+    message = make_producer().message("dreamlab.generate", payload, "gen.torch.demo", "j1")
+    headers = json.loads(message.envelope)["headers"]
     assert headers["argsrepr"] == "({'job_id': 'j1', 'mode': 'demo'},)"
     assert "secret" not in json.dumps(headers)
