@@ -3,7 +3,12 @@ duplicate delivery named as such.  Read from the workers' task events, as Flower
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+
 import pytest
+import redis
 import requests
 from celery import Celery
 
@@ -73,3 +78,33 @@ def test_a_canceled_job_is_a_revoked_task(watched):
 def repr_of(message: str) -> str:
     """How a task-failed event writes our JobFailed exception."""
     return f"JobFailed({message!r})"
+
+
+def test_task_events_go_in_batches_and_none_is_lost(watched):
+    """Each job's received, started and succeeded events all arrive, in at most two PUBLISHes a job
+    (tasks/event_batches.py); Celery alone sends nearly one per event."""
+    stack, watch = watched
+    listener = redis.Redis.from_url(stack.env["REDIS_URL"]).pubsub(ignore_subscribe_messages=True)
+    listener.psubscribe("*celeryev/task.multi")
+    ids = [submit(stack.base, prompt=f"batched {i}", seed=i)["id"] for i in range(4)]
+    assert [poll(stack.base, job_id)["status"] for job_id in ids] == ["succeeded"] * 4
+    for job_id in ids:
+        task = watch.task(job_id, "SUCCESS")
+        assert task.received and task.started
+    batches = published(listener)
+    sent = [(event["uuid"], event["type"]) for batch in batches for event in batch if event["uuid"] in ids]
+    kinds = ("task-received", "task-started", "task-succeeded")
+    assert sorted(sent) == sorted((job_id, kind) for job_id in ids for kind in kinds)
+    # A job's received and started events are milliseconds apart, so they always share a batch.
+    assert len(batches) <= 2 * len(ids), f"{len(batches)} PUBLISHes for {len(sent)} events: the batching is off"
+
+
+def published(listener: redis.client.PubSub) -> list[list[dict]]:
+    """The event batches the listener holds, read until none came for two seconds."""
+    batches, quiet_since = [], time.monotonic()
+    while time.monotonic() - quiet_since < 2.0:
+        message = listener.get_message(timeout=0.5)
+        if message is not None:
+            batches.append(json.loads(base64.b64decode(json.loads(message["data"])["body"])))
+            quiet_since = time.monotonic()
+    return batches
