@@ -50,7 +50,9 @@ def _pending(model_path: str) -> Future[str] | None:
         stat = weights.stat()
     except OSError:
         return None
-    key = (str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
+    # By the path as given (a worker's located path is already resolved): resolving it again on every job
+    # cost more than the rest of this function.
+    key = (str(weights), stat.st_size, stat.st_mtime_ns)
     with _lock:
         if key not in _known:
             _known[key] = _pool.submit(lambda: _sha256(weights)[:SHORT])
