@@ -418,8 +418,12 @@ class JobRecords:
             # the wait; rotate, do not pop, so every waiter on the job wakes up.
             left = deadline - time.monotonic()
             block = max(0.01, min(left, WAIT_SLICE))
-            self._redis.blmove(done_key(job_id), done_key(job_id), block, "LEFT", "RIGHT")
-            record = self.get(job_id)
+            # The record's read goes in the same round trip: Redis runs it once the BLMOVE returns.
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.blmove(done_key(job_id), done_key(job_id), block, "LEFT", "RIGHT")
+            pipe.hgetall(job_key(job_id))
+            raw = pipe.execute()[1]
+            record = _decode(raw) if raw else None
             if record is None or record["status"] in TERMINAL or time.monotonic() >= deadline:
                 return record
 
