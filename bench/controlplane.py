@@ -9,7 +9,10 @@ cost read from Redis' own CPU counters (INFO cpu, less the server's idle cron):
 - job: a whole no-op job through a real API (POST /generate) and a real noop worker
   (admit, Celery delivery, claim, its progress write, succeed, the waiter's wake-up);
 - idle worker: what a real noop worker costs Redis while idle, beyond the router,
-  allocator and heartbeat (Celery's BRPOP, unacked-index scan, event heartbeat, pidbox).
+  allocator and heartbeat (Celery's BRPOP, unacked-index scan, event heartbeat, pidbox):
+  Redis' own MONITOR of the idle stack, each command counted for the connection that sent
+  it (a script's inner commands for its caller's); a connection that names one of our keys
+  (``dl:``) is ours, every other one Celery's.
 A busy fleet runs a job every ``--job-every`` seconds per worker with ``--steps`` steps;
 progress writes are throttled to one every PROGRESS_EVERY seconds (tasks/cancel.py)
 plus the last.  The model: N x (per-worker terms) + the allocator, in µs of Redis CPU a
@@ -30,6 +33,7 @@ priced per command, and why a fleet's Redis should be measured busy.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import math
@@ -65,6 +69,7 @@ PROGRESS_EVERY = 0.25
 ENTRY_EVERY = 10.0 / 3  # a router rewrites its entry a third into its lease, and when it turns busy or idle
 WAITING_PER_MODE = 4
 CORE = 1_000_000.0  # µs of CPU a second in one core
+IDLE_WATCH = 20.0  # seconds of an idle worker's commands counted
 
 
 def redis_cpu(client: redis.Redis) -> float:
@@ -163,7 +168,9 @@ class Terms:
             "router ticks": n * self.tick / INTERVAL,
             "own entries": n * self.entry * (1 / ENTRY_EVERY + 2 / job_every),
             "allocator": self.allocator / INTERVAL,
-            "heartbeats": n * self.heartbeat / HEARTBEAT_EVERY,
+            # Every HEARTBEAT_EVERY seconds, and at once when a job starts or ends (tasks/heartbeat.py):
+            # two beats a job that each restart the wait, one more a job on average.
+            "heartbeats": n * self.heartbeat * (1 / HEARTBEAT_EVERY + 1 / job_every),
             "lease renewals": n * self.lease / LEASE_EVERY,
             f"progress ({writes} a job)": n * self.progress * writes / job_every,
             "jobs": n * job / job_every,
@@ -211,13 +218,34 @@ def measure_terms(
     return Terms(workers, tick, max(allocate, 0.0), entry, heartbeat, renew, progress)
 
 
-def commands(client: redis.Redis) -> int:
-    return client.info("stats")["total_commands_processed"]
+def celery_commands(url: str, seconds: float) -> collections.Counter[str]:
+    """The commands Celery (not our code) sends in ``seconds``, by name and first argument, from MONITOR.
+
+    A connection is ours when one of its commands names a ``dl:`` key; a script's inner
+    commands (MONITOR's ``lua`` client) count for the connection that called the script."""
+    by_connection: dict[str, list[list[str]]] = collections.defaultdict(list)
+    caller = ""
+    with redis.Redis.from_url(url).monitor() as feed:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            command = feed.next_command()
+            words = command["command"].split()
+            if command["client_type"] == "lua":
+                by_connection[caller].append(words)
+                continue
+            caller = f"{command['client_address']}:{command['client_port']}"
+            by_connection[caller].append(words)
+    counted: collections.Counter[str] = collections.Counter()
+    for sent in by_connection.values():
+        if any(word.startswith("dl:") for words in sent for word in words[1:2]):
+            continue
+        counted.update(" ".join(words[:2])[:40].lower() for words in sent)
+    return counted
 
 
-def measure_job_and_idle_worker(folder: Path, jobs: int) -> tuple[float, float]:
-    """µs of Redis CPU per no-op job through the real API and worker (Redis' cron subtracted), and how many
-    commands a second the idle worker and API send."""
+def measure_job_and_idle_worker(folder: Path, jobs: int) -> tuple[float, collections.Counter[str]]:
+    """µs of Redis CPU per no-op job through the real API and worker (Redis' cron subtracted), and the
+    commands Celery sends in IDLE_WATCH seconds of an idle worker and API."""
     from bench.overhead import TINY_MODEL, Client
     from bench.overhead import write_modes as overhead_modes
 
@@ -233,9 +261,7 @@ def measure_job_and_idle_worker(folder: Path, jobs: int) -> tuple[float, float]:
         for _ in range(10):
             client.generate(body)
         time.sleep(3)
-        began, sent = time.monotonic(), commands(probe)
-        time.sleep(10)
-        idle_commands = (commands(probe) - sent - 2) / (time.monotonic() - began)
+        idle_commands = celery_commands(server.url, IDLE_WATCH)
         idle_cpu = idle_rate(probe, 5.0) - cron
         began, before = time.monotonic(), redis_cpu(probe)
         for _ in range(jobs):
@@ -341,15 +367,17 @@ def main() -> None:
         for workers in sizes:
             registry.reload()
             terms.append(measure_terms(client, registry, workers, idle, old_router))
-        # The idle stack's own router (its allocator too, of one mode: about 12 commands a tick) and heartbeat.
-        ours = 12 / INTERVAL + 4 / HEARTBEAT_EVERY
         command = per_call(client, client.ping, 4000, idle)
-        idle_worker = max(0.0, idle_commands - ours) * command
+        celery_rate = sum(idle_commands.values()) / IDLE_WATCH
+        idle_worker = celery_rate * command
         print(f"Redis cron {idle:.0f} µs/s (subtracted); {args.modes} modes, {WAITING_PER_MODE} jobs waiting each")
         print(
-            f"per operation: job {job:.0f} µs (real API + noop worker); an idle worker and API send "
-            f"{idle_commands:.1f} commands/s, {idle_commands - ours:.1f} of them Celery's polling, "
-            f"at {command:.1f} µs a command (PING): {idle_worker:.0f} µs/s"
+            f"per operation: job {job:.0f} µs (real API + noop worker); an idle worker and API send Celery's "
+            f"{celery_rate:.2f} commands/s, at {command:.1f} µs a command (PING): {idle_worker:.0f} µs/s"
+        )
+        print(
+            "  Celery's idle commands a second: "
+            + ", ".join(f"{name} {n / IDLE_WATCH:.2f}" for name, n in idle_commands.most_common())
         )
         print("workers | tick µs | own entry µs | allocator µs | heartbeat µs | lease µs | progress µs")
         for t in terms:
