@@ -32,6 +32,7 @@ from modes.roots import ModelRoots
 from tasks.allocator import LEASE_MS as ALLOCATOR_LEASE_MS
 from tasks.allocator import Allocator, Summary, read_summary
 from tasks.celery_app import app
+from tasks.restore import Restorer
 from tasks.router_policy import Backlog, RouterPolicy, WorkerView
 from tasks.serving import ANY, ServingTable
 
@@ -54,11 +55,13 @@ class Router:
         busy: Callable[[], bool] = lambda: False,
         allocator_ms: int = ALLOCATOR_LEASE_MS,
         roots: ModelRoots | None = None,
+        restorer: Restorer | None = None,
     ) -> None:
         """``cached`` tells which modes the worker holds in host RAM, ``busy`` whether it runs a
         job now; ``lease_ms`` is how long it counts as its mode's server after its last tick,
         ``allocator_ms`` how long the allocator lease outlives its holder's last tick; ``roots``
-        where this host keeps the modes' files (None: every mode counts as present)."""
+        where this host keeps the modes' files (None: every mode counts as present); ``restorer``
+        the fleet's scan for dead workers' messages, run while this router allocates."""
         self._redis = redis_client
         self._registry = registry
         self._roots = roots
@@ -77,7 +80,9 @@ class Router:
         )
         self._table = ServingTable(redis_client, serves)
         allocator_ms = max(allocator_ms, int(4000 * self._interval))  # the holder renews it every tick
-        self._allocator = Allocator(redis_client, serves, name, self._table, allocator_ms)
+        self._restorer = restorer
+        restore = restorer if restorer is not None else (lambda: None)
+        self._allocator = Allocator(redis_client, serves, name, self._table, allocator_ms, restore)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._since = time.monotonic()
@@ -132,6 +137,8 @@ class Router:
         with self._lock:
             self._table.leave(self._name)
             self._allocator.release()
+            if self._restorer is not None:
+                self._restorer.close()
 
     def tick(self) -> str | None:
         """Decide once; return the mode moved to, if any."""

@@ -38,6 +38,7 @@ from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
 from tasks.orphans import OrphanSweeper
+from tasks.restore import Restorer
 from tasks.router import Router
 from workers.custom_handlers import load_handler_modules
 
@@ -101,6 +102,7 @@ def main(argv: list[str]) -> None:
         cached=runner.backend.cached_modes,
         busy=lambda: runner.current_job is not None,
         roots=runner.roots,
+        restorer=Restorer(app.connection_for_write),
     )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
