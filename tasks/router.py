@@ -5,9 +5,10 @@ backlog, published by the backend's elected allocator, tasks/allocator.py) and t
 live number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and
 moves the worker's Celery consumer when the policy says so.  The policy allocates by
 demand once the summary carries arrival rates and run times (tasks/arrivals.py).  A tick costs Redis the
-same at any fleet size: one pipelined read of O(modes) and one write of the worker's
-own entry; the router that holds the allocator lease also reads the whole fleet, once
-per tick.  Moves are atomic against other routers: a worker takes a mode only if no
+same at any fleet size: one read of O(modes) (the summary; Redis' clock only once a
+minute, ServerClock) and, every third of its lease or when the worker turns busy or
+idle, one write of the worker's own entry; the router that holds the allocator lease
+also reads the whole fleet, once per tick.  Moves are atomic against other routers: a worker takes a mode only if no
 other worker took it since it looked, so two idle workers do not chase the same
 backlog.  It also follows the modes config as it is reloaded: a removed mode's
 server chooses again.  A mode whose files this host lacks (modes/roots.py) is never
@@ -40,6 +41,31 @@ from tasks.serving import ANY, ServingTable
 MISSING_RECHECK = 10.0
 log = logging.getLogger(__name__)
 LEASE_MS = 10_000  # a dead worker stops counting as a server after this long (as its heartbeat)
+CLOCK_EVERY = 60.0  # seconds between readings of Redis' clock (TIME) by a router
+
+
+class ServerClock:
+    """Redis' clock without asking Redis at every tick: read once every ``every`` seconds and counted
+    forward on this host's monotonic clock in between.  The two drift apart by milliseconds a
+    minute at most, far below the seconds a router judges by it (a summary's age, a job's wait);
+    a clock stepped on the Redis host is followed within ``every`` seconds.  A takeover never
+    rests on it alone: the allocator lease (SET NX) decides who allocates."""
+
+    def __init__(self, every: float = CLOCK_EVERY) -> None:
+        self._every = every
+        self._read_at: tuple[float, float] | None = None  # (Redis' seconds, time.monotonic()) at the last reading
+
+    def due(self) -> bool:
+        return self._read_at is None or time.monotonic() - self._read_at[1] >= self._every
+
+    def set(self, reply: tuple[int, int]) -> None:
+        """Take a TIME reply as Redis' clock now."""
+        seconds, micros = reply
+        self._read_at = (seconds + micros / 1e6, time.monotonic())
+
+    def now(self) -> float:
+        redis_seconds, monotonic = self._read_at
+        return redis_seconds + time.monotonic() - monotonic
 
 
 class Router:
@@ -83,6 +109,7 @@ class Router:
         self._restorer = restorer
         restore = restorer if restorer is not None else (lambda: None)
         self._allocator = Allocator(redis_client, serves, name, self._table, allocator_ms, restore)
+        self._clock = ServerClock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._since = time.monotonic()
@@ -224,12 +251,16 @@ class Router:
             app.control.cancel_consumer(generation_queue(self.serves, old), destination=[self._name])
 
     def _read(self) -> tuple[Summary | None, float]:
-        """The backend's summary and Redis' clock (seconds), in one round trip."""
+        """The backend's summary and Redis' clock (seconds), in one round trip: a GET, with a TIME only
+        when the clock is due (ServerClock)."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(summary_key(self.serves))
-        pipe.time()
-        raw, (seconds, micros) = pipe.execute()
-        return read_summary(raw), seconds + micros / 1e6
+        if self._clock.due():
+            pipe.time()
+        raw, *clock = pipe.execute()
+        if clock:
+            self._clock.set(clock[0])
+        return read_summary(raw), self._clock.now()
 
     def _view(
         self, modes: list[str] | None = None

@@ -228,3 +228,22 @@ def test_the_allocators_router_restores_a_dead_workers_message_and_no_other_rout
     assert client.llen(queue) == 1
     assert not client.hexists("unacked", tag) and client.zscore("unacked_index", tag) is None
     holder.stop(), other.stop()
+
+
+def test_a_steady_tick_is_one_read_of_the_summary_and_redis_clock_is_read_once_a_minute(client, registry):
+    holder, other = router(client, registry, "w1"), router(client, registry, "w2")
+    holder.tick(), other.tick()
+
+    def sent_by(tick) -> list[str]:
+        with client.monitor() as feed:
+            tick()
+            client.ping()  # the last command watched
+            sent = []
+            while (command := feed.next_command()["command"]) != "PING":
+                sent.append(command)
+        return [c for c in sent if not c.startswith("HELLO")]  # a new connection's handshake
+
+    assert sent_by(other.tick) == ["GET dl:summary:torch"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(other._clock, "_every", 0.0)  # as when a minute has passed
+        assert sent_by(other.tick) == ["GET dl:summary:torch", "TIME"]
