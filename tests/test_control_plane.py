@@ -13,6 +13,7 @@ import redis
 from celery import Celery
 
 from modes.registry import _PUBLISH
+from tasks.worker import EVENT_HEARTBEAT
 from tests.client import poll, submit
 from tests.processes import wait_for
 
@@ -23,15 +24,16 @@ COMMANDS_PER_WORKER_TICK = 16  # besides the backlog reads; measured 2026-12-02:
 TAKEOVER = 20  # seconds: the allocator lease (3 s) and a stale summary (3 s), with room for a loaded machine
 
 
-def worker_events(redis_url: str, hostnames: set[str], timeout: float) -> set[str]:
-    """The hostnames among ``hostnames`` that send a worker event, captured as Flower does (celery's event receiver)."""
+def worker_heartbeats(redis_url: str, hostnames: set[str], timeout: float) -> dict[str, float]:
+    """The hostnames among ``hostnames`` that send an event heartbeat, each with the interval it announces,
+    captured as Flower does (celery's event receiver)."""
     monitor = Celery(broker=redis_url)
-    seen: set[str] = set()
+    seen: dict[str, float] = {}
 
     def on_event(event: dict) -> None:
-        if event["type"].startswith("worker-") and event["hostname"] in hostnames:
-            seen.add(event["hostname"])
-            if seen == hostnames:
+        if event["type"] == "worker-heartbeat" and event["hostname"] in hostnames:
+            seen[event["hostname"]] = event["freq"]
+            if seen.keys() == hostnames:
                 receiver.should_stop = True
 
     with monitor.connection_for_read() as connection:
@@ -52,7 +54,10 @@ def test_workers_do_not_gossip_and_a_monitor_sees_them(make_stack, redis_server)
     wait_for(lambda: client.publish("/0.celery.pidbox", "{}") == 2, 30, "both workers' control channels")
     assert client.publish(GOSSIP_CHANNEL, "{}") == 0, "a worker subscribes to other workers' events (gossip)"
 
-    assert worker_events(redis_server.url, names, timeout=30) == names
+    # Flower counts a worker online for twice the interval it announces after each heartbeat.
+    assert worker_heartbeats(redis_server.url, names, timeout=3 * EVENT_HEARTBEAT) == dict.fromkeys(
+        names, EVENT_HEARTBEAT
+    )
     # A worker still starting up may miss one ping on a loaded machine: ask again until it answers.
     control = Celery(broker=redis_server.url).control
     replies = wait_for(lambda: control.ping(destination=[min(names)], timeout=5), 60, "the addressed worker's pong")
