@@ -4,7 +4,8 @@ Each term is the project's own code run against a Redis filled like N workers x 
 (every worker's serving entry and heartbeat, every mode's waiting set and queue), its
 cost read from Redis' own CPU counters (INFO cpu, less the server's idle cron):
 - router tick: ``Router.tick`` of a router that does not hold the allocator lease;
-- allocator: the holder's extra work per tick (``Allocator.allocate``), once per backend;
+- allocator: the holder's extra work per tick (``Allocator.allocate``), once per backend,
+  and its scan of kombu's unacked index every RESTORE_EVERY seconds (tasks/restore.py);
 - heartbeat ``Heartbeat.beat``, lease ``Lease.renew`` and progress ``JobRecords.progress``;
 - job: a whole no-op job through a real API (POST /generate) and a real noop worker
   (admit, Celery delivery, claim, its progress write, succeed, the waiter's wake-up);
@@ -56,8 +57,10 @@ from config import Settings
 from jobs.keys import generation_queue, servers_key, serving_key, waiting_key, worker_key
 from jobs.records import CLAIMED, JobRecords, QueuedMessage, Turn
 from modes.registry import ModesRegistry
+from tasks.celery_app import app
 from tasks.heartbeat import Heartbeat
 from tasks.lease import Lease
+from tasks.restore import CLIENT_NAME, RESTORE_EVERY, Restorer
 from tasks.router import Router
 from tests.processes import Stack, stack_env, start_redis
 from workers.noop import NoopBackend
@@ -69,7 +72,7 @@ PROGRESS_EVERY = 0.25
 ENTRY_EVERY = 10.0 / 3  # a router rewrites its entry a third into its lease, and when it turns busy or idle
 WAITING_PER_MODE = 4
 CORE = 1_000_000.0  # µs of CPU a second in one core
-IDLE_WATCH = 20.0  # seconds of an idle worker's commands counted
+IDLE_WATCH = 60.0  # seconds of an idle worker's commands counted: two of its own unacked scans (celeryconfig.py)
 
 
 def redis_cpu(client: redis.Redis) -> float:
@@ -160,14 +163,15 @@ class Terms:
     lease: float
     progress: float
 
-    def per_second(self, job: float, idle_worker: float, job_every: float, steps: int) -> dict[str, float]:
-        """The fleet's µs of Redis CPU a second, per term."""
+    def per_second(self, job: float, idle_worker: float, scan: float, job_every: float, steps: int) -> dict[str, float]:
+        """The fleet's µs of Redis CPU a second, per term; ``scan``: one scan of kombu's unacked index,
+        which the allocator runs every RESTORE_EVERY seconds."""
         writes = progress_writes(steps, job_every / steps)
         n = self.workers
         return {
             "router ticks": n * self.tick / INTERVAL,
             "own entries": n * self.entry * (1 / ENTRY_EVERY + 2 / job_every),
-            "allocator": self.allocator / INTERVAL,
+            "allocator": self.allocator / INTERVAL + scan / RESTORE_EVERY,
             # Every HEARTBEAT_EVERY seconds, and at once when a job starts or ends (tasks/heartbeat.py):
             # two beats a job that each restart the wait, one more a job on average.
             "heartbeats": n * self.heartbeat * (1 / HEARTBEAT_EVERY + 1 / job_every),
@@ -221,8 +225,10 @@ def measure_terms(
 def celery_commands(url: str, seconds: float) -> collections.Counter[str]:
     """The commands Celery (not our code) sends in ``seconds``, by name and first argument, from MONITOR.
 
-    A connection is ours when one of its commands names a ``dl:`` key; a script's inner
-    commands (MONITOR's ``lua`` client) count for the connection that called the script."""
+    A connection is ours when one of its commands names a ``dl:`` key, or it is the allocator's
+    scan for dead workers' messages (named CLIENT_NAME: a cost of the allocator's, once per
+    backend); a script's inner commands (MONITOR's ``lua`` client) count for the connection
+    that called the script."""
     by_connection: dict[str, list[list[str]]] = collections.defaultdict(list)
     caller = ""
     with redis.Redis.from_url(url).monitor() as feed:
@@ -235,9 +241,10 @@ def celery_commands(url: str, seconds: float) -> collections.Counter[str]:
                 continue
             caller = f"{command['client_address']}:{command['client_port']}"
             by_connection[caller].append(words)
+    scanners = {c["addr"] for c in redis.Redis.from_url(url).client_list() if c.get("name") == CLIENT_NAME}
     counted: collections.Counter[str] = collections.Counter()
-    for sent in by_connection.values():
-        if any(word.startswith("dl:") for words in sent for word in words[1:2]):
+    for connection, sent in by_connection.items():
+        if connection in scanners or any(word.startswith("dl:") for words in sent for word in words[1:2]):
             continue
         counted.update(" ".join(words[:2])[:40].lower() for words in sent)
     return counted
@@ -368,6 +375,9 @@ def main() -> None:
             registry.reload()
             terms.append(measure_terms(client, registry, workers, idle, old_router))
         command = per_call(client, client.ping, 4000, idle)
+        restorer = Restorer(lambda: app.connection_for_write(server.url), every=0)
+        scan = per_call(client, restorer, 400, idle)
+        restorer.close()
         celery_rate = sum(idle_commands.values()) / IDLE_WATCH
         idle_worker = celery_rate * command
         print(f"Redis cron {idle:.0f} µs/s (subtracted); {args.modes} modes, {WAITING_PER_MODE} jobs waiting each")
@@ -379,6 +389,7 @@ def main() -> None:
             "  Celery's idle commands a second: "
             + ", ".join(f"{name} {n / IDLE_WATCH:.2f}" for name, n in idle_commands.most_common())
         )
+        print(f"the allocator's scan of kombu's unacked index: {scan:.1f} µs every {RESTORE_EVERY:g} s")
         print("workers | tick µs | own entry µs | allocator µs | heartbeat µs | lease µs | progress µs")
         for t in terms:
             print(
@@ -388,7 +399,7 @@ def main() -> None:
         print(f"busy fleet: a job every {args.job_every:g} s per worker, {args.steps} steps; µs of Redis CPU a second")
         rates = []
         for t in terms:
-            parts = t.per_second(job, idle_worker, args.job_every, args.steps)
+            parts = t.per_second(job, idle_worker, scan, args.job_every, args.steps)
             total = sum(parts.values())
             rates.append((t.workers, total / t.workers))
             shown = ", ".join(f"{k} {v:,.0f}" for k, v in parts.items())

@@ -25,13 +25,21 @@ from collections.abc import Callable
 import redis
 from kombu import Connection
 
+from tasks.celery_app import app
+
 log = logging.getLogger(__name__)
 
 RESTORE_EVERY = 2.0  # seconds between the allocator's scans
+CLIENT_NAME = "dl-restorer"  # the scan's connection in Redis' CLIENT LIST
+
+
+def broker_connection() -> Connection:
+    """A connection to the workers' broker, with their transport options, named CLIENT_NAME."""
+    return app.connection_for_write(transport_options={"client_name": CLIENT_NAME})
 
 
 class Restorer:
-    def __init__(self, connect: Callable[[], Connection], every: float = RESTORE_EVERY) -> None:
+    def __init__(self, connect: Callable[[], Connection] = broker_connection, every: float = RESTORE_EVERY) -> None:
         """``connect`` makes the broker connection to scan through (made at the first scan)."""
         self._connect = connect
         self._every = every

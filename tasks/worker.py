@@ -107,7 +107,7 @@ def main(argv: list[str]) -> None:
         cached=runner.backend.cached_modes,
         busy=lambda: runner.current_job is not None,
         roots=runner.roots,
-        restorer=Restorer(app.connection_for_write),
+        restorer=Restorer(),
     )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
