@@ -6,7 +6,8 @@ cost read from Redis' own CPU counters (INFO cpu, less the server's idle cron):
 - router tick: ``Router.tick`` of a router that does not hold the allocator lease;
 - allocator: the holder's extra work per tick (``Allocator.allocate``), once per backend,
   and its scan of kombu's unacked index every RESTORE_EVERY seconds (tasks/restore.py);
-- heartbeat ``Heartbeat.beat``, lease ``Lease.renew`` and progress ``JobRecords.progress``;
+- heartbeat ``Heartbeat.beat``, written by the router with its own entry (``Router.beat``),
+  lease ``Lease.renew`` and progress ``JobRecords.progress``;
 - job: a whole no-op job through a real API (POST /generate) and a real noop worker
   (admit, Celery delivery, claim, its progress write, succeed, the waiter's wake-up);
 - idle worker: what a real noop worker costs Redis while idle, beyond the router,
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import itertools
 import json
 import math
 import multiprocessing
@@ -69,7 +71,7 @@ INTERVAL = 0.5  # ROUTER_INTERVAL's default
 HEARTBEAT_EVERY = 2.0  # tasks/heartbeat.py INTERVAL
 LEASE_EVERY = 15.0 / 3  # LEASE_TTL's default, renewed every third of it
 PROGRESS_EVERY = 0.25
-ENTRY_EVERY = 10.0 / 3  # a router rewrites its entry a third into its lease, and when it turns busy or idle
+ENTRY_EVERY = 10.0 / 3  # a router with no heartbeat (the sanity run's) rewrites its entry a third into its lease
 WAITING_PER_MODE = 4
 CORE = 1_000_000.0  # µs of CPU a second in one core
 IDLE_WATCH = 60.0  # seconds of an idle worker's commands counted: two of its own unacked scans (celeryconfig.py)
@@ -170,11 +172,11 @@ class Terms:
         n = self.workers
         return {
             "router ticks": n * self.tick / INTERVAL,
-            "own entries": n * self.entry * (1 / ENTRY_EVERY + 2 / job_every),
             "allocator": self.allocator / INTERVAL + scan / RESTORE_EVERY,
             # Every HEARTBEAT_EVERY seconds, and at once when a job starts or ends (tasks/heartbeat.py):
-            # two beats a job that each restart the wait, one more a job on average.
-            "heartbeats": n * self.heartbeat * (1 / HEARTBEAT_EVERY + 1 / job_every),
+            # two beats a job that each restart the wait, one more a job on average.  Each renews the
+            # router's own entry, busy or idle, in the same write (Router.beat): no entry term of its own.
+            "heartbeats and own entries": n * self.heartbeat * (1 / HEARTBEAT_EVERY + 1 / job_every),
             "lease renewals": n * self.lease / LEASE_EVERY,
             f"progress ({writes} a job)": n * self.progress * writes / job_every,
             "jobs": n * job / job_every,
@@ -209,7 +211,14 @@ def measure_terms(
     allocate = per_call(client, holder.tick, max(20, 40_000 // workers), idle) - tick
     states = iter(["busy", "idle"] * 10**6)
     entry = per_call(client, lambda: router._table.serve("fleet-1", router.serving, 10_000, next(states)), 400, idle)
-    beat = Heartbeat(stub_runner(client), "fleet-1", lambda: ["gen.torch.mode00", "custom"], [], lambda: "mode00")
+    # The heartbeat writes the router's entry too (Router.beat), busy or idle: half of a busy worker's beats flip it.
+    flips = itertools.cycle([True, False])
+    settings = dataclasses.replace(Settings.from_env(), router_interval=INTERVAL)
+    beating = Router(client, registry, "torch", "fleet-2", settings, busy=lambda: next(flips))
+    beating.tick()
+    beat = Heartbeat(
+        stub_runner(client), "fleet-2", lambda: ["gen.torch.mode00", "custom"], [], str, dict, beating.beat
+    )
     heartbeat = per_call(client, beat.beat, 400, idle)
     records = JobRecords(client, ttl=3600)
     job_id = str(uuid.uuid4())

@@ -1,21 +1,22 @@
 """A worker's mode-affinity router: it consumes the queue of one mode and moves as the policy says.
 
 Every ``ROUTER_INTERVAL`` seconds the router reads the backend's summary (each mode's
-backlog, published by the backend's elected allocator, tasks/allocator.py) and the
-live number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and
-moves the worker's Celery consumer when the policy says so.  The policy allocates by
-demand once the summary carries arrival rates and run times (tasks/arrivals.py).  A tick costs Redis the
-same at any fleet size: one read of O(modes) (the summary; Redis' clock only once a
-minute, ServerClock) and, every third of its lease or when the worker turns busy or
-idle, one write of the worker's own entry; the router that holds the allocator lease
-also reads the whole fleet, once per tick.  Moves are atomic against other routers: a worker takes a mode only if no
-other worker took it since it looked, so two idle workers do not chase the same
-backlog.  It also follows the modes config as it is reloaded: a removed mode's
-server chooses again.  A mode whose files this host lacks (modes/roots.py) is never
-chosen: its backlog stays in the summary for the workers that have them, and a worker
-whose mode's files went missing leaves it.  Which modes those are is worked out on the
-host's own disk when the config version changes and again every MISSING_RECHECK seconds
-(files copied in later are found), never per tick.
+backlog, published by the backend's elected allocator, tasks/allocator.py) and the live
+number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and moves
+the worker's Celery consumer when the policy says so. The policy allocates by demand
+once the summary carries arrival rates and run times (tasks/arrivals.py). A tick costs
+Redis the same at any fleet size: one read of O(modes) (the summary; Redis' clock only
+once a minute, ServerClock). The worker's own entry (its mode, busy or idle) is renewed
+by its heartbeat's write (``beat``: every 2 s and when a job starts or ends), or by the
+tick every third of its lease where no heartbeat beats; the router that holds the
+allocator lease also reads the whole fleet, once per tick. Moves are atomic against
+other routers: a worker takes a mode only if no other worker took it since it looked, so
+two idle workers do not chase the same backlog. It also follows the modes config as it
+is reloaded: a removed mode's server chooses again. A mode whose files this host lacks
+(modes/roots.py) is never chosen: its backlog stays in the summary for the workers that
+have them, and a worker whose mode's files went missing leaves it. Which modes those are
+is worked out on the host's own disk when the config version changes and again every
+MISSING_RECHECK seconds (files copied in later are found), never per tick.
 """
 
 from __future__ import annotations
@@ -224,15 +225,23 @@ class Router:
         return "busy" if self._busy() else "idle"
 
     def _renew(self) -> None:
-        """Write the entry when its state changed or a third of its lease passed: most ticks write nothing."""
-        if not self.serving:
+        """Write the entry when a third of its lease passed since it was last written: with the worker's
+        heartbeat writing it (``beat``: every 2 s, and at once when a job starts or ends), never."""
+        if not self.serving or time.monotonic() - self._written[2] < self._lease_ms / 3000:
             return
         state = self._state()
-        mode, written_state, at = self._written
-        if (mode, written_state) == (self.serving, state) and time.monotonic() - at < self._lease_ms / 3000:
-            return
         self._table.serve(self._name, self.serving, self._lease_ms, state)
         self._written = (self.serving, state, time.monotonic())
+
+    def beat(self, key: str, fields: dict, ttl: int) -> None:
+        """Write the worker's heartbeat (``fields`` into ``key``, kept ``ttl`` seconds) and renew this
+        router's entry, busy or idle as the worker is now, in one script; after ``stop``, the heartbeat alone."""
+        with self._lock:
+            mode = "" if self._stop.is_set() or not self.serving else self.serving
+            state = self._state()
+            self._table.beat(self._name, mode, self._lease_ms, state, key, fields, ttl)
+            if mode:
+                self._written = (mode, state, time.monotonic())
 
     def _leave(self) -> None:
         """Stop serving a mode whose files this host lacks (its config changed under it)."""

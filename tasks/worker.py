@@ -124,7 +124,8 @@ def main(argv: list[str]) -> None:
             runner.on_switch_job = router.pin
             router.start()
         consumed = (lambda: router.queues) if affinity else (lambda: queues)
-        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "", router.state)
+        write = router.beat if affinity else None
+        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "", router.state, write)
         heartbeat.start()
         heartbeats.append(heartbeat)
         orphans.start()

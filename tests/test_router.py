@@ -215,12 +215,7 @@ def test_the_allocators_router_restores_a_dead_workers_message_and_no_other_rout
     assert client.llen(queue) == 0 and client.hexists("unacked", tag)
     client.zadd("unacked_index", {tag: time.time() - 3600}, xx=True)  # it died an hour ago
 
-    with client.monitor() as feed:
-        other.tick()
-        client.ping()  # the last command watched
-        sent = []
-        while (command := feed.next_command()["command"]) != "PING":
-            sent.append(command)
+    sent = sent_by(client, other.tick)
     assert sent and not [c for c in sent if "unacked" in c], sent
     assert client.llen(queue) == 0
 
@@ -230,20 +225,44 @@ def test_the_allocators_router_restores_a_dead_workers_message_and_no_other_rout
     holder.stop(), other.stop()
 
 
+def sent_by(client, call) -> list[str]:
+    """The commands sent to Redis by ``call()`` (MONITOR; not a script's own, nor a new connection's handshake)."""
+    with client.monitor() as feed:
+        call()
+        client.ping()  # the last command watched
+        sent = []
+        while (command := feed.next_command())["command"] != "PING":
+            if command["client_type"] != "lua" and not command["command"].startswith("HELLO"):
+                sent.append(command["command"])
+    return sent
+
+
 def test_a_steady_tick_is_one_read_of_the_summary_and_redis_clock_is_read_once_a_minute(client, registry):
     holder, other = router(client, registry, "w1"), router(client, registry, "w2")
     holder.tick(), other.tick()
-
-    def sent_by(tick) -> list[str]:
-        with client.monitor() as feed:
-            tick()
-            client.ping()  # the last command watched
-            sent = []
-            while (command := feed.next_command()["command"]) != "PING":
-                sent.append(command)
-        return [c for c in sent if not c.startswith("HELLO")]  # a new connection's handshake
-
-    assert sent_by(other.tick) == ["GET dl:summary:torch"]
+    assert sent_by(client, other.tick) == ["GET dl:summary:torch"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(other._clock, "_every", 0.0)  # as when a minute has passed
-        assert sent_by(other.tick) == ["GET dl:summary:torch", "TIME"]
+        assert sent_by(client, other.tick) == ["GET dl:summary:torch", "TIME"]
+
+
+def test_the_heartbeat_renews_the_routers_entry_busy_or_idle_in_its_own_write(client, registry):
+    running = []  # the worker's job, when it has one
+    settings = dataclasses.replace(Settings.from_env(), router_min_dwell=0.0)
+    holder = router(client, registry, "w0")  # the allocator: its ticks read the fleet
+    worker = Router(client, registry, "torch", "w1", settings, busy=lambda: bool(running))
+    holder.tick(), worker.tick()
+    worker.beat("dl:worker:w1", {"name": "w1", "state": "idle"}, 10)
+    assert worker.serving == "b" and worker._table.counts() == ({"a": 1, "b": 1}, {"a": 1, "b": 1})
+
+    running.append("a job")
+    sent = sent_by(client, lambda: worker.beat("dl:worker:w1", {"name": "w1", "state": "busy"}, 10))
+    assert [c.split()[0] for c in sent] == ["EVALSHA"]
+    assert worker._table.counts() == ({"a": 1, "b": 1}, {"a": 1})
+    assert client.hget("dl:worker:w1", "state") == b"busy" and client.ttl("dl:worker:w1") > 0
+    assert sent_by(client, worker.tick) == ["GET dl:summary:torch"]  # the flip is written: the tick writes nothing
+
+    worker.stop()
+    worker.beat("dl:worker:w1", {"name": "w1", "state": "busy"}, 10)  # a last beat as the worker stops
+    assert client.hget("dl:worker:w1", "name") == b"w1"
+    assert worker._table.counts() == ({"a": 1}, {"a": 1}) and not client.hexists("dl:serving:torch", "w1")
