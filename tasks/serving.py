@@ -5,9 +5,9 @@ Each router writes only its own entry (worker -> "mode|expires_ms|state") in
 "mode|idle" -> idle servers), so any router reads the fleet's servers per mode in
 O(modes), never O(workers).  A move is atomic against other routers: a worker takes a
 mode only if no more than the servers it saw serve it now.  A worker's heartbeat
-carries the renewal of its entry, busy or idle (``beat``: one script for both).  An entry a dead worker
-stopped renewing is dropped (and its counts with it) by the backend's allocator
-(tasks/allocator.py), the one reader of the whole hash.
+carries the renewal of its entry, busy or idle (``beat``: one script for both).  An
+entry a dead worker stopped renewing is dropped (and its counts with it) by the
+backend's allocator (tasks/allocator.py), the one reader of the whole hash.
 """
 
 from __future__ import annotations
