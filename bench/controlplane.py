@@ -60,6 +60,7 @@ from jobs.keys import generation_queue, servers_key, serving_key, waiting_key, w
 from jobs.records import CLAIMED, JobRecords, QueuedMessage, Turn
 from modes.registry import ModesRegistry
 from tasks.celery_app import app
+from tasks.heartbeat import INTERVAL as HEARTBEAT_EVERY
 from tasks.heartbeat import Heartbeat
 from tasks.lease import Lease
 from tasks.restore import CLIENT_NAME, RESTORE_EVERY, Restorer
@@ -68,7 +69,6 @@ from tests.processes import Stack, stack_env, start_redis
 from workers.noop import NoopBackend
 
 INTERVAL = 0.5  # ROUTER_INTERVAL's default
-HEARTBEAT_EVERY = 2.0  # tasks/heartbeat.py INTERVAL
 LEASE_EVERY = 15.0 / 3  # LEASE_TTL's default, renewed every third of it
 PROGRESS_EVERY = 0.25
 ENTRY_EVERY = 10.0 / 3  # a router with no heartbeat (the sanity run's) rewrites its entry a third into its lease

@@ -19,7 +19,9 @@ from tasks.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 2.0
+# Seconds between beats: under a third of TTL, so two beats can be late before a live worker drops out,
+# and under the router's own renewal of its entry (a third of its 10 s lease), which the beat carries.
+INTERVAL = 3.0
 WATCH = 0.2  # how often the loop looks for a change of job or mode to report at once
 TTL = 10  # a dead worker drops out of /api/models/status within this many seconds
 

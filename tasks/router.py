@@ -7,7 +7,7 @@ the worker's Celery consumer when the policy says so. The policy allocates by de
 once the summary carries arrival rates and run times (tasks/arrivals.py). A tick costs
 Redis the same at any fleet size: one read of O(modes) (the summary; Redis' clock only
 once a minute, ServerClock). The worker's own entry (its mode, busy or idle) is renewed
-by its heartbeat's write (``beat``: every 2 s and when a job starts or ends), or by the
+by its heartbeat's write (``beat``: every 3 s and when a job starts or ends), or by the
 tick every third of its lease where no heartbeat beats; the router that holds the
 allocator lease also reads the whole fleet, once per tick. Moves are atomic against
 other routers: a worker takes a mode only if no other worker took it since it looked, so
@@ -226,7 +226,7 @@ class Router:
 
     def _renew(self) -> None:
         """Write the entry when a third of its lease passed since it was last written: with the worker's
-        heartbeat writing it (``beat``: every 2 s, and at once when a job starts or ends), never."""
+        heartbeat writing it (``beat``: every 3 s, and at once when a job starts or ends), never."""
         if not self.serving or time.monotonic() - self._written[2] < self._lease_ms / 3000:
             return
         state = self._state()
