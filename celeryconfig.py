@@ -10,8 +10,12 @@ broker_transport_options = {
     # A job's worker keeps its message invisible while it lives (tasks/lease.py),
     # so this only bounds how long a dead worker's job waits before redelivery.
     "visibility_timeout": _settings.visibility_timeout,
-    # Scan for unacked messages of dead workers every 2 s instead of kombu's ~100 s.
-    "unacked_restore_interval": 2,
+    # A dead worker's messages go back to their queues once older than the visibility timeout,
+    # found by a scan of kombu's unacked index. Under ROUTER=affinity the backend's allocator
+    # scans for the fleet every 2 s (tasks/restore.py) and each worker only every visibility
+    # timeout, in case no allocator runs; under fifo (no allocator) every worker every 2 s.
+    # Every worker also scans once at start. Throttle 1: an interval's scan is not skipped.
+    "unacked_restore_interval": 2 if _settings.router == "fifo" else max(2, _settings.visibility_timeout),
     "unacked_restore_throttle": 1,
     # The scan's lock outlives a worker killed (or a Redis restarted) while holding it; kombu's
     # 300 s default then stalls every redelivery for five minutes. A scan takes milliseconds.

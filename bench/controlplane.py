@@ -4,12 +4,17 @@ Each term is the project's own code run against a Redis filled like N workers x 
 (every worker's serving entry and heartbeat, every mode's waiting set and queue), its
 cost read from Redis' own CPU counters (INFO cpu, less the server's idle cron):
 - router tick: ``Router.tick`` of a router that does not hold the allocator lease;
-- allocator: the holder's extra work per tick (``Allocator.allocate``), once per backend;
-- heartbeat ``Heartbeat.beat``, lease ``Lease.renew`` and progress ``JobRecords.progress``;
+- allocator: the holder's extra work per tick (``Allocator.allocate``), once per backend,
+  and its scan of kombu's unacked index every RESTORE_EVERY seconds (tasks/restore.py);
+- heartbeat ``Heartbeat.beat``, written by the router with its own entry (``Router.beat``),
+  lease ``Lease.renew`` and progress ``JobRecords.progress``;
 - job: a whole no-op job through a real API (POST /generate) and a real noop worker
   (admit, Celery delivery, claim, its progress write, succeed, the waiter's wake-up);
 - idle worker: what a real noop worker costs Redis while idle, beyond the router,
-  allocator and heartbeat (Celery's BRPOP, unacked-index scan, event heartbeat, pidbox).
+  allocator and heartbeat (Celery's BRPOP, unacked-index scan, event heartbeat, pidbox):
+  Redis' own MONITOR of the idle stack, each command counted for the connection that sent
+  it (a script's inner commands for its caller's); a connection that names one of our keys
+  (``dl:``) is ours, every other one Celery's.
 A busy fleet runs a job every ``--job-every`` seconds per worker with ``--steps`` steps;
 progress writes are throttled to one every PROGRESS_EVERY seconds (tasks/cancel.py)
 plus the last.  The model: N x (per-worker terms) + the allocator, in µs of Redis CPU a
@@ -30,7 +35,9 @@ priced per command, and why a fleet's Redis should be measured busy.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import itertools
 import json
 import math
 import multiprocessing
@@ -52,19 +59,22 @@ from config import Settings
 from jobs.keys import generation_queue, servers_key, serving_key, waiting_key, worker_key
 from jobs.records import CLAIMED, JobRecords, QueuedMessage, Turn
 from modes.registry import ModesRegistry
+from tasks.celery_app import app
+from tasks.heartbeat import INTERVAL as HEARTBEAT_EVERY
 from tasks.heartbeat import Heartbeat
 from tasks.lease import Lease
+from tasks.restore import CLIENT_NAME, RESTORE_EVERY, Restorer
 from tasks.router import Router
 from tests.processes import Stack, stack_env, start_redis
 from workers.noop import NoopBackend
 
 INTERVAL = 0.5  # ROUTER_INTERVAL's default
-HEARTBEAT_EVERY = 2.0  # tasks/heartbeat.py INTERVAL
 LEASE_EVERY = 15.0 / 3  # LEASE_TTL's default, renewed every third of it
 PROGRESS_EVERY = 0.25
-ENTRY_EVERY = 10.0 / 3  # a router rewrites its entry a third into its lease, and when it turns busy or idle
+ENTRY_EVERY = 10.0 / 3  # a router with no heartbeat (the sanity run's) rewrites its entry a third into its lease
 WAITING_PER_MODE = 4
 CORE = 1_000_000.0  # µs of CPU a second in one core
+IDLE_WATCH = 60.0  # seconds of an idle worker's commands counted: two of its own unacked scans (celeryconfig.py)
 
 
 def redis_cpu(client: redis.Redis) -> float:
@@ -155,15 +165,18 @@ class Terms:
     lease: float
     progress: float
 
-    def per_second(self, job: float, idle_worker: float, job_every: float, steps: int) -> dict[str, float]:
-        """The fleet's µs of Redis CPU a second, per term."""
+    def per_second(self, job: float, idle_worker: float, scan: float, job_every: float, steps: int) -> dict[str, float]:
+        """The fleet's µs of Redis CPU a second, per term; ``scan``: one scan of kombu's unacked index,
+        which the allocator runs every RESTORE_EVERY seconds."""
         writes = progress_writes(steps, job_every / steps)
         n = self.workers
         return {
             "router ticks": n * self.tick / INTERVAL,
-            "own entries": n * self.entry * (1 / ENTRY_EVERY + 2 / job_every),
-            "allocator": self.allocator / INTERVAL,
-            "heartbeats": n * self.heartbeat / HEARTBEAT_EVERY,
+            "allocator": self.allocator / INTERVAL + scan / RESTORE_EVERY,
+            # Every HEARTBEAT_EVERY seconds, and at once when a job starts or ends (tasks/heartbeat.py):
+            # two beats a job that each restart the wait, one more a job on average.  Each renews the
+            # router's own entry, busy or idle, in the same write (Router.beat): no entry term of its own.
+            "heartbeats and own entries": n * self.heartbeat * (1 / HEARTBEAT_EVERY + 1 / job_every),
             "lease renewals": n * self.lease / LEASE_EVERY,
             f"progress ({writes} a job)": n * self.progress * writes / job_every,
             "jobs": n * job / job_every,
@@ -198,7 +211,14 @@ def measure_terms(
     allocate = per_call(client, holder.tick, max(20, 40_000 // workers), idle) - tick
     states = iter(["busy", "idle"] * 10**6)
     entry = per_call(client, lambda: router._table.serve("fleet-1", router.serving, 10_000, next(states)), 400, idle)
-    beat = Heartbeat(stub_runner(client), "fleet-1", lambda: ["gen.torch.mode00", "custom"], [], lambda: "mode00")
+    # The heartbeat writes the router's entry too (Router.beat), busy or idle: half of a busy worker's beats flip it.
+    flips = itertools.cycle([True, False])
+    settings = dataclasses.replace(Settings.from_env(), router_interval=INTERVAL)
+    beating = Router(client, registry, "torch", "fleet-2", settings, busy=lambda: next(flips))
+    beating.tick()
+    beat = Heartbeat(
+        stub_runner(client), "fleet-2", lambda: ["gen.torch.mode00", "custom"], [], str, dict, beating.beat
+    )
     heartbeat = per_call(client, beat.beat, 400, idle)
     records = JobRecords(client, ttl=3600)
     job_id = str(uuid.uuid4())
@@ -211,13 +231,37 @@ def measure_terms(
     return Terms(workers, tick, max(allocate, 0.0), entry, heartbeat, renew, progress)
 
 
-def commands(client: redis.Redis) -> int:
-    return client.info("stats")["total_commands_processed"]
+def celery_commands(url: str, seconds: float) -> collections.Counter[str]:
+    """The commands Celery (not our code) sends in ``seconds``, by name and first argument, from MONITOR.
+
+    A connection is ours when one of its commands names a ``dl:`` key, or it is the allocator's
+    scan for dead workers' messages (named CLIENT_NAME: a cost of the allocator's, once per
+    backend); a script's inner commands (MONITOR's ``lua`` client) count for the connection
+    that called the script."""
+    by_connection: dict[str, list[list[str]]] = collections.defaultdict(list)
+    caller = ""
+    with redis.Redis.from_url(url).monitor() as feed:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            command = feed.next_command()
+            words = command["command"].split()
+            if command["client_type"] == "lua":
+                by_connection[caller].append(words)
+                continue
+            caller = f"{command['client_address']}:{command['client_port']}"
+            by_connection[caller].append(words)
+    scanners = {c["addr"] for c in redis.Redis.from_url(url).client_list() if c.get("name") == CLIENT_NAME}
+    counted: collections.Counter[str] = collections.Counter()
+    for connection, sent in by_connection.items():
+        if connection in scanners or any(word.startswith("dl:") for words in sent for word in words[1:2]):
+            continue
+        counted.update(" ".join(words[:2])[:40].lower() for words in sent)
+    return counted
 
 
-def measure_job_and_idle_worker(folder: Path, jobs: int) -> tuple[float, float]:
-    """µs of Redis CPU per no-op job through the real API and worker (Redis' cron subtracted), and how many
-    commands a second the idle worker and API send."""
+def measure_job_and_idle_worker(folder: Path, jobs: int) -> tuple[float, collections.Counter[str]]:
+    """µs of Redis CPU per no-op job through the real API and worker (Redis' cron subtracted), and the
+    commands Celery sends in IDLE_WATCH seconds of an idle worker and API."""
     from bench.overhead import TINY_MODEL, Client
     from bench.overhead import write_modes as overhead_modes
 
@@ -233,9 +277,7 @@ def measure_job_and_idle_worker(folder: Path, jobs: int) -> tuple[float, float]:
         for _ in range(10):
             client.generate(body)
         time.sleep(3)
-        began, sent = time.monotonic(), commands(probe)
-        time.sleep(10)
-        idle_commands = (commands(probe) - sent - 2) / (time.monotonic() - began)
+        idle_commands = celery_commands(server.url, IDLE_WATCH)
         idle_cpu = idle_rate(probe, 5.0) - cron
         began, before = time.monotonic(), redis_cpu(probe)
         for _ in range(jobs):
@@ -341,16 +383,22 @@ def main() -> None:
         for workers in sizes:
             registry.reload()
             terms.append(measure_terms(client, registry, workers, idle, old_router))
-        # The idle stack's own router (its allocator too, of one mode: about 12 commands a tick) and heartbeat.
-        ours = 12 / INTERVAL + 4 / HEARTBEAT_EVERY
         command = per_call(client, client.ping, 4000, idle)
-        idle_worker = max(0.0, idle_commands - ours) * command
+        restorer = Restorer(lambda: app.connection_for_write(server.url), every=0)
+        scan = per_call(client, restorer, 400, idle)
+        restorer.close()
+        celery_rate = sum(idle_commands.values()) / IDLE_WATCH
+        idle_worker = celery_rate * command
         print(f"Redis cron {idle:.0f} µs/s (subtracted); {args.modes} modes, {WAITING_PER_MODE} jobs waiting each")
         print(
-            f"per operation: job {job:.0f} µs (real API + noop worker); an idle worker and API send "
-            f"{idle_commands:.1f} commands/s, {idle_commands - ours:.1f} of them Celery's polling, "
-            f"at {command:.1f} µs a command (PING): {idle_worker:.0f} µs/s"
+            f"per operation: job {job:.0f} µs (real API + noop worker); an idle worker and API send Celery's "
+            f"{celery_rate:.2f} commands/s, at {command:.1f} µs a command (PING): {idle_worker:.0f} µs/s"
         )
+        print(
+            "  Celery's idle commands a second: "
+            + ", ".join(f"{name} {n / IDLE_WATCH:.2f}" for name, n in idle_commands.most_common())
+        )
+        print(f"the allocator's scan of kombu's unacked index: {scan:.1f} µs every {RESTORE_EVERY:g} s")
         print("workers | tick µs | own entry µs | allocator µs | heartbeat µs | lease µs | progress µs")
         for t in terms:
             print(
@@ -360,7 +408,7 @@ def main() -> None:
         print(f"busy fleet: a job every {args.job_every:g} s per worker, {args.steps} steps; µs of Redis CPU a second")
         rates = []
         for t in terms:
-            parts = t.per_second(job, idle_worker, args.job_every, args.steps)
+            parts = t.per_second(job, idle_worker, scan, args.job_every, args.steps)
             total = sum(parts.values())
             rates.append((t.workers, total / t.workers))
             shown = ", ".join(f"{k} {v:,.0f}" for k, v in parts.items())

@@ -6,7 +6,8 @@ lease (``allocator_key``, renewed at each of its ticks); at each tick it reads e
 mode's backlog (the waiting sets the API fills, jobs/keys.py, and the queues),
 prunes waiting entries whose job left the queue, drops the entries of workers whose
 serving lease ran out (tasks/serving.py), counts each mode's arrivals and measures
-its jobs' run time (tasks/arrivals.py), and publishes a per-mode ``Summary``.
+its jobs' run time (tasks/arrivals.py), and publishes a per-mode ``Summary``; then it
+runs the fleet's scan for dead workers' messages (tasks/restore.py).
 Every router reads that summary (O(modes)) and the live server counts, and decides
 with tasks/router_policy.py.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -97,8 +99,18 @@ class Summary:
 
 
 class Allocator:
-    def __init__(self, client: redis.Redis, backend: str, name: str, table: ServingTable, lease_ms: int = LEASE_MS):
+    def __init__(
+        self,
+        client: redis.Redis,
+        backend: str,
+        name: str,
+        table: ServingTable,
+        lease_ms: int = LEASE_MS,
+        restore: Callable[[], object] = lambda: None,
+    ) -> None:
+        """``restore``: the scan for dead workers' messages (tasks/restore.py), run while this one allocates."""
         self._redis = client
+        self._restore = restore
         self._backend = backend
         self._name = name
         self._table = table
@@ -120,7 +132,11 @@ class Allocator:
             self._arrivals = arrivals.Arrivals()  # a holder counts from its own readings only
             log.info("allocator of %s: %s %s the lease", self._backend, self._name, "took" if held else "lost")
         self.holding = held
-        return self.publish(modes, version) if held else None
+        if not held:
+            return None
+        summary = self.publish(modes, version)
+        self._restore()
+        return summary
 
     def release(self) -> None:
         if self.holding:

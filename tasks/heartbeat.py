@@ -1,4 +1,8 @@
-"""Worker heartbeats in Redis: what each live worker serves and does, for the API to read."""
+"""Worker heartbeats in Redis: what each live worker serves and does, for the API to read.
+
+A worker beats every INTERVAL seconds and at once when its job or its mode changes.  Under
+ROUTER=affinity the router writes the beat (tasks/router.py ``Router.beat``), renewing its
+own serving entry, busy or idle, in the same script: one write a beat for both."""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from tasks.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 2.0
+# Seconds between beats: under a third of TTL, so two beats can be late before a live worker drops out,
+# and under the router's own renewal of its entry (a third of its 10 s lease), which the beat carries.
+INTERVAL = 3.0
 WATCH = 0.2  # how often the loop looks for a change of job or mode to report at once
 TTL = 10  # a dead worker drops out of /api/models/status within this many seconds
 
@@ -29,9 +35,13 @@ class Heartbeat:
         handlers: list[str],
         serving: Callable[[], str] = str,
         routing: Callable[[], dict[str, str]] = dict,
+        write: Callable[[str, dict, int], None] | None = None,
     ) -> None:
         """``queues``, ``serving`` (the mode the router keeps it on) and ``routing`` (more fields from the
-        router: the modes config version, the modes whose files this host lacks) are read at every beat."""
+        router: the modes config version, the modes whose files this host lacks) are read at every beat;
+        ``write(key, fields, ttl)`` writes a beat (the router's, to renew its entry in the same step),
+        else the heartbeat writes its hash itself."""
+        self._write = write or self._write_hash
         self._handlers = handlers
         self._serving = serving
         self._routing = routing
@@ -69,9 +79,12 @@ class Heartbeat:
             "updated_at": time.time(),
             **self._routing(),
         }
+        self._write(worker_key(self._name), state, TTL)
+
+    def _write_hash(self, key: str, fields: dict, ttl: int) -> None:
         pipe = self._runner.redis.pipeline()
-        pipe.hset(worker_key(self._name), mapping=state)
-        pipe.expire(worker_key(self._name), TTL)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, ttl)
         pipe.execute()
 
     def _observed(self) -> tuple[str | None, str | None, str]:

@@ -1,20 +1,22 @@
 """A worker's mode-affinity router: it consumes the queue of one mode and moves as the policy says.
 
 Every ``ROUTER_INTERVAL`` seconds the router reads the backend's summary (each mode's
-backlog, published by the backend's elected allocator, tasks/allocator.py) and the
-live number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and
-moves the worker's Celery consumer when the policy says so.  The policy allocates by
-demand once the summary carries arrival rates and run times (tasks/arrivals.py).  A tick costs Redis the
-same at any fleet size: one pipelined read of O(modes) and one write of the worker's
-own entry; the router that holds the allocator lease also reads the whole fleet, once
-per tick.  Moves are atomic against other routers: a worker takes a mode only if no
-other worker took it since it looked, so two idle workers do not chase the same
-backlog.  It also follows the modes config as it is reloaded: a removed mode's
-server chooses again.  A mode whose files this host lacks (modes/roots.py) is never
-chosen: its backlog stays in the summary for the workers that have them, and a worker
-whose mode's files went missing leaves it.  Which modes those are is worked out on the
-host's own disk when the config version changes and again every MISSING_RECHECK seconds
-(files copied in later are found), never per tick.
+backlog, published by the backend's elected allocator, tasks/allocator.py) and the live
+number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and moves
+the worker's Celery consumer when the policy says so. The policy allocates by demand
+once the summary carries arrival rates and run times (tasks/arrivals.py). A tick costs
+Redis the same at any fleet size: one read of O(modes) (the summary; Redis' clock only
+once a minute, ServerClock). The worker's own entry (its mode, busy or idle) is renewed
+by its heartbeat's write (``beat``: every 3 s and when a job starts or ends), or by the
+tick every third of its lease where no heartbeat beats; the router that holds the
+allocator lease also reads the whole fleet, once per tick. Moves are atomic against
+other routers: a worker takes a mode only if no other worker took it since it looked, so
+two idle workers do not chase the same backlog. It also follows the modes config as it
+is reloaded: a removed mode's server chooses again. A mode whose files this host lacks
+(modes/roots.py) is never chosen: its backlog stays in the summary for the workers that
+have them, and a worker whose mode's files went missing leaves it. Which modes those are
+is worked out on the host's own disk when the config version changes and again every
+MISSING_RECHECK seconds (files copied in later are found), never per tick.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from modes.roots import ModelRoots
 from tasks.allocator import LEASE_MS as ALLOCATOR_LEASE_MS
 from tasks.allocator import Allocator, Summary, read_summary
 from tasks.celery_app import app
+from tasks.restore import Restorer
 from tasks.router_policy import Backlog, RouterPolicy, WorkerView
 from tasks.serving import ANY, ServingTable
 
@@ -39,6 +42,31 @@ from tasks.serving import ANY, ServingTable
 MISSING_RECHECK = 10.0
 log = logging.getLogger(__name__)
 LEASE_MS = 10_000  # a dead worker stops counting as a server after this long (as its heartbeat)
+CLOCK_EVERY = 60.0  # seconds between readings of Redis' clock (TIME) by a router
+
+
+class ServerClock:
+    """Redis' clock without asking Redis at every tick: read once every ``every`` seconds and counted
+    forward on this host's monotonic clock in between.  The two drift apart by milliseconds a
+    minute at most, far below the seconds a router judges by it (a summary's age, a job's wait);
+    a clock stepped on the Redis host is followed within ``every`` seconds.  A takeover never
+    rests on it alone: the allocator lease (SET NX) decides who allocates."""
+
+    def __init__(self, every: float = CLOCK_EVERY) -> None:
+        self._every = every
+        self._read_at: tuple[float, float] | None = None  # (Redis' seconds, time.monotonic()) at the last reading
+
+    def due(self) -> bool:
+        return self._read_at is None or time.monotonic() - self._read_at[1] >= self._every
+
+    def set(self, reply: tuple[int, int]) -> None:
+        """Take a TIME reply as Redis' clock now."""
+        seconds, micros = reply
+        self._read_at = (seconds + micros / 1e6, time.monotonic())
+
+    def now(self) -> float:
+        redis_seconds, monotonic = self._read_at
+        return redis_seconds + time.monotonic() - monotonic
 
 
 class Router:
@@ -54,11 +82,13 @@ class Router:
         busy: Callable[[], bool] = lambda: False,
         allocator_ms: int = ALLOCATOR_LEASE_MS,
         roots: ModelRoots | None = None,
+        restorer: Restorer | None = None,
     ) -> None:
         """``cached`` tells which modes the worker holds in host RAM, ``busy`` whether it runs a
         job now; ``lease_ms`` is how long it counts as its mode's server after its last tick,
         ``allocator_ms`` how long the allocator lease outlives its holder's last tick; ``roots``
-        where this host keeps the modes' files (None: every mode counts as present)."""
+        where this host keeps the modes' files (None: every mode counts as present); ``restorer``
+        the fleet's scan for dead workers' messages, run while this router allocates."""
         self._redis = redis_client
         self._registry = registry
         self._roots = roots
@@ -77,7 +107,10 @@ class Router:
         )
         self._table = ServingTable(redis_client, serves)
         allocator_ms = max(allocator_ms, int(4000 * self._interval))  # the holder renews it every tick
-        self._allocator = Allocator(redis_client, serves, name, self._table, allocator_ms)
+        self._restorer = restorer
+        restore = restorer if restorer is not None else (lambda: None)
+        self._allocator = Allocator(redis_client, serves, name, self._table, allocator_ms, restore)
+        self._clock = ServerClock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._since = time.monotonic()
@@ -132,6 +165,8 @@ class Router:
         with self._lock:
             self._table.leave(self._name)
             self._allocator.release()
+            if self._restorer is not None:
+                self._restorer.close()
 
     def tick(self) -> str | None:
         """Decide once; return the mode moved to, if any."""
@@ -190,15 +225,23 @@ class Router:
         return "busy" if self._busy() else "idle"
 
     def _renew(self) -> None:
-        """Write the entry when its state changed or a third of its lease passed: most ticks write nothing."""
-        if not self.serving:
+        """Write the entry when a third of its lease passed since it was last written: with the worker's
+        heartbeat writing it (``beat``: every 3 s, and at once when a job starts or ends), never."""
+        if not self.serving or time.monotonic() - self._written[2] < self._lease_ms / 3000:
             return
         state = self._state()
-        mode, written_state, at = self._written
-        if (mode, written_state) == (self.serving, state) and time.monotonic() - at < self._lease_ms / 3000:
-            return
         self._table.serve(self._name, self.serving, self._lease_ms, state)
         self._written = (self.serving, state, time.monotonic())
+
+    def beat(self, key: str, fields: dict, ttl: int) -> None:
+        """Write the worker's heartbeat (``fields`` into ``key``, kept ``ttl`` seconds) and renew this
+        router's entry, busy or idle as the worker is now, in one script; after ``stop``, the heartbeat alone."""
+        with self._lock:
+            mode = "" if self._stop.is_set() or not self.serving else self.serving
+            state = self._state()
+            self._table.beat(self._name, mode, self._lease_ms, state, key, fields, ttl)
+            if mode:
+                self._written = (mode, state, time.monotonic())
 
     def _leave(self) -> None:
         """Stop serving a mode whose files this host lacks (its config changed under it)."""
@@ -217,12 +260,16 @@ class Router:
             app.control.cancel_consumer(generation_queue(self.serves, old), destination=[self._name])
 
     def _read(self) -> tuple[Summary | None, float]:
-        """The backend's summary and Redis' clock (seconds), in one round trip."""
+        """The backend's summary and Redis' clock (seconds), in one round trip: a GET, with a TIME only
+        when the clock is due (ServerClock)."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(summary_key(self.serves))
-        pipe.time()
-        raw, (seconds, micros) = pipe.execute()
-        return read_summary(raw), seconds + micros / 1e6
+        if self._clock.due():
+            pipe.time()
+        raw, *clock = pipe.execute()
+        if clock:
+            self._clock.set(clock[0])
+        return read_summary(raw), self._clock.now()
 
     def _view(
         self, modes: list[str] | None = None

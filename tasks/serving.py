@@ -4,9 +4,10 @@ Each router writes only its own entry (worker -> "mode|expires_ms|state") in
 ``serving_key``; the same Lua step adjusts ``servers_key`` (mode -> servers, and
 "mode|idle" -> idle servers), so any router reads the fleet's servers per mode in
 O(modes), never O(workers).  A move is atomic against other routers: a worker takes a
-mode only if no more than the servers it saw serve it now.  An entry a dead worker
-stopped renewing is dropped (and its counts with it) by the backend's allocator
-(tasks/allocator.py), the one reader of the whole hash.
+mode only if no more than the servers it saw serve it now.  A worker's heartbeat
+carries the renewal of its entry, busy or idle (``beat``: one script for both).  An
+entry a dead worker stopped renewing is dropped (and its counts with it) by the
+backend's allocator (tasks/allocator.py), the one reader of the whole hash.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. (now + tonumber(ARGV[4]))
 return 1
 """
 
+# The worker's heartbeat and the renewal of its entry in one step. KEYS: serving, servers, the heartbeat's
+# hash. ARGV: as _SERVE (mode '': no entry to renew), then the heartbeat's TTL (s) and its field, value pairs.
+_BEAT = (
+    """
+redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+if ARGV[2] == '' then return 1 end
+"""
+    + _SERVE
+)
+
 # Drop an entry (a worker leaving, or one that expired) if it still holds the value seen. KEYS as _SERVE.
 _LEAVE = """
 local value = redis.call('HGET', KEYS[1], ARGV[1])
@@ -63,12 +75,19 @@ class ServingTable:
         self._redis = client
         self._keys = [serving_key(backend), servers_key(backend)]
         self._serve = client.register_script(_SERVE)
+        self._beat = client.register_script(_BEAT)
         self._leave = client.register_script(_LEAVE)
 
     def serve(self, worker: str, mode: str, lease_ms: int, state: str, most_others: int = ANY) -> bool:
         """Record ``worker`` serving ``mode`` for ``lease_ms`` more; False (nothing written) when it moves
         to a mode that more than ``most_others`` other workers serve now."""
         return bool(self._serve(keys=self._keys, args=[worker, mode, most_others, lease_ms, state]))
+
+    def beat(self, worker: str, mode: str, lease_ms: int, state: str, key: str, fields: dict, ttl: int) -> None:
+        """Write ``worker``'s heartbeat (``fields`` into the hash ``key``, kept ``ttl`` seconds) and renew its
+        entry on ``mode`` (none when ``mode`` is empty) for ``lease_ms`` more, ``state`` now: one script."""
+        pairs = [item for field in fields.items() for item in field]
+        self._beat(keys=[*self._keys, key], args=[worker, mode, ANY, lease_ms, state, ttl, *pairs])
 
     def leave(self, worker: str, seen: str = "") -> bool:
         """Drop ``worker``'s entry (only if it still reads ``seen``, when given)."""

@@ -13,8 +13,9 @@ event heartbeats, ``celery inspect active/ping/stats`` and Flower see a busy wor
 online with its running task (the solo pool ran the job on that thread and fell
 silent until it ended).
 Workers neither gossip nor mingle (Celery's worker-to-worker event traffic grows with
-the square of the fleet); the project's own heartbeats (tasks/heartbeat.py) tell who is
-alive, and monitors such as Flower still receive every worker's events.
+the square of the fleet), and send an event heartbeat every EVENT_HEARTBEAT seconds, not
+2; the project's own heartbeats (tasks/heartbeat.py) tell who is alive, and monitors
+such as Flower still receive every worker's events.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tasks.celery_app import app
 from tasks.context import get_runner
 from tasks.heartbeat import Heartbeat
 from tasks.orphans import OrphanSweeper
+from tasks.restore import Restorer
 from tasks.router import Router
 from workers.custom_handlers import load_handler_modules
 
@@ -73,8 +75,12 @@ def first_queues(router: Router, settings: Settings) -> list[str]:
     return router.queues
 
 
+# Seconds between a worker's event heartbeats (Celery's default: 2).  Only monitors read them (the
+# project's own heartbeats say who is alive): Flower counts a worker online until twice this long
+# after its last one, so it shows a crashed worker offline within 20 s (a clean stop says so at once).
+EVENT_HEARTBEAT = 10
 # Gossip delivers every worker's event heartbeat to every other worker; mingle asks them all at start.
-QUIET = ["--without-gossip", "--without-mingle"]
+QUIET = ["--without-gossip", "--without-mingle", f"--heartbeat-interval={EVENT_HEARTBEAT}"]
 
 
 def pool_options(backend: object) -> list[str]:
@@ -101,6 +107,7 @@ def main(argv: list[str]) -> None:
         cached=runner.backend.cached_modes,
         busy=lambda: runner.current_job is not None,
         roots=runner.roots,
+        restorer=Restorer(),
     )
     queues = first_queues(router, settings)
     affinity = settings.router == "affinity"
@@ -117,7 +124,8 @@ def main(argv: list[str]) -> None:
             runner.on_switch_job = router.pin
             router.start()
         consumed = (lambda: router.queues) if affinity else (lambda: queues)
-        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "", router.state)
+        write = router.beat if affinity else None
+        heartbeat = Heartbeat(runner, name, consumed, handlers, lambda: router.serving or "", router.state, write)
         heartbeat.start()
         heartbeats.append(heartbeat)
         orphans.start()

@@ -13,25 +13,29 @@ import redis
 from celery import Celery
 
 from modes.registry import _PUBLISH
+from tasks.restore import RESTORE_EVERY
+from tasks.worker import EVENT_HEARTBEAT
 from tests.client import poll, submit
 from tests.processes import wait_for
 
 GOSSIP_CHANNEL = "/0.celeryev/worker.heartbeat"  # where kombu's Redis fanout carries a worker's event heartbeat
 ROUTER_INTERVAL = 0.2  # tests/processes.py stack_env
 IDLE_TICKS = 50  # router intervals watched (10 s): every bound below is a count per interval, not a speed
-COMMANDS_PER_WORKER_TICK = 16  # besides the backlog reads; measured 2026-12-02: about 9 (45 a second)
+COMMANDS_PER_WORKER_TICK = 10  # besides the backlog reads; measured 2026-12-03: about 7 (2026-12-02: about 9)
+BRPOPS_PER_WORKER = 3  # in the intervals watched: a BRPOP waits BRPOP_TIMEOUT (10 s); kombu's 1 s sent 10
 TAKEOVER = 20  # seconds: the allocator lease (3 s) and a stale summary (3 s), with room for a loaded machine
 
 
-def worker_events(redis_url: str, hostnames: set[str], timeout: float) -> set[str]:
-    """The hostnames among ``hostnames`` that send a worker event, captured as Flower does (celery's event receiver)."""
+def worker_heartbeats(redis_url: str, hostnames: set[str], timeout: float) -> dict[str, float]:
+    """The hostnames among ``hostnames`` that send an event heartbeat, each with the interval it announces,
+    captured as Flower does (celery's event receiver)."""
     monitor = Celery(broker=redis_url)
-    seen: set[str] = set()
+    seen: dict[str, float] = {}
 
     def on_event(event: dict) -> None:
-        if event["type"].startswith("worker-") and event["hostname"] in hostnames:
-            seen.add(event["hostname"])
-            if seen == hostnames:
+        if event["type"] == "worker-heartbeat" and event["hostname"] in hostnames:
+            seen[event["hostname"]] = event["freq"]
+            if seen.keys() == hostnames:
                 receiver.should_stop = True
 
     with monitor.connection_for_read() as connection:
@@ -52,7 +56,10 @@ def test_workers_do_not_gossip_and_a_monitor_sees_them(make_stack, redis_server)
     wait_for(lambda: client.publish("/0.celery.pidbox", "{}") == 2, 30, "both workers' control channels")
     assert client.publish(GOSSIP_CHANNEL, "{}") == 0, "a worker subscribes to other workers' events (gossip)"
 
-    assert worker_events(redis_server.url, names, timeout=30) == names
+    # Flower counts a worker online for twice the interval it announces after each heartbeat.
+    assert worker_heartbeats(redis_server.url, names, timeout=3 * EVENT_HEARTBEAT) == dict.fromkeys(
+        names, EVENT_HEARTBEAT
+    )
     # A worker still starting up may miss one ping on a loaded machine: ask again until it answers.
     control = Celery(broker=redis_server.url).control
     replies = wait_for(lambda: control.ping(destination=[min(names)], timeout=5), 60, "the addressed worker's pong")
@@ -131,3 +138,10 @@ def test_an_idle_api_and_idle_workers_cost_redis_a_bounded_rate_and_never_reload
     assert fleet_reads <= 1.5 * IDLE_TICKS, f"{fleet_reads} reads of every worker's entry"
     per_worker = (len(commands) - len(backlog)) / IDLE_TICKS / 2
     assert per_worker <= COMMANDS_PER_WORKER_TICK, f"{per_worker:.1f} Redis commands per interval per idle worker"
+    # Celery's polling: one scan of kombu's unacked index for the fleet every RESTORE_EVERY (the allocator's),
+    # each worker's own at most once (every VISIBILITY_TIMEOUT, 30 s); a BRPOP per worker per 10 s.
+    watched = IDLE_TICKS * ROUTER_INTERVAL
+    scans = sum(c[:2] == ["zrange", "unacked_index"] for c in commands)
+    assert scans <= watched / RESTORE_EVERY + 1 + 2, f"{scans} scans of kombu's unacked index in {watched:g} s"
+    brpops = sum(c[0] == "brpop" for c in commands)
+    assert brpops <= 2 * BRPOPS_PER_WORKER, f"{brpops} BRPOPs of 2 idle workers in {watched:g} s"

@@ -5,6 +5,9 @@ tests/test_router_e2e.py.)"""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -14,6 +17,8 @@ from config import Settings
 from jobs.keys import generation_queue, waiting_key
 from jobs.records import CLAIMED, JobRecords, Turn
 from modes.registry import ModesRegistry
+from tasks.celery_app import app
+from tasks.restore import Restorer
 from tasks.router import Router
 from tests.processes import wait_for
 
@@ -36,11 +41,26 @@ def registry(client, tmp_path):
 
 
 def router(
-    client, registry, name: str, lease_ms: int = 15_000, busy: bool = False, allocator_ms: int = 3_000, **settings
+    client,
+    registry,
+    name: str,
+    lease_ms: int = 15_000,
+    busy: bool = False,
+    allocator_ms: int = 3_000,
+    restorer: Restorer | None = None,
+    **settings,
 ) -> Router:
     base = dataclasses.replace(Settings.from_env(), router_min_dwell=0.0, **settings)
     return Router(
-        client, registry, "torch", name, base, lease_ms=lease_ms, busy=lambda: busy, allocator_ms=allocator_ms
+        client,
+        registry,
+        "torch",
+        name,
+        base,
+        lease_ms=lease_ms,
+        busy=lambda: busy,
+        allocator_ms=allocator_ms,
+        restorer=restorer,
     )
 
 
@@ -157,3 +177,92 @@ def test_busy_servers_are_not_idle(client, registry):
     _, servers, idle_servers = busy._snapshot(busy.modes())  # the allocator's summary
     assert servers == {"a": 2} and idle_servers == {"a": 1}
     assert idle._table.counts() == (servers, idle_servers)
+
+
+# A consumer that takes a message, as a worker does (unacked, in kombu's index), then dies without a word.
+DIE_HOLDING = """
+import os, sys
+from kombu import Connection, Producer, Queue
+with Connection(sys.argv[1]) as connection:
+    channel = connection.default_channel
+    Producer(channel).publish("a dead worker's job", routing_key=sys.argv[2], declare=[Queue(sys.argv[2])])
+    message = channel.basic_get(sys.argv[2], no_ack=False)
+    print(message.delivery_tag, flush=True)
+    os._exit(0)
+"""
+
+
+def die_holding(url: str, queue: str) -> str:
+    """The delivery tag of a message that a consumer took from ``queue`` and never acked: it died."""
+    done = subprocess.run([sys.executable, "-c", DIE_HOLDING, url, queue], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_the_allocators_router_restores_a_dead_workers_message_and_no_other_router_scans(
+    client, registry, redis_server
+):
+    def scanner() -> Restorer:  # scans at every chance it is given
+        return Restorer(lambda: app.connection_for_write(redis_server.url), every=0)
+
+    holder, other = (
+        router(client, registry, "w1", restorer=scanner()),
+        router(client, registry, "w2", restorer=scanner()),
+    )
+    holder.tick(), other.tick()
+    assert client.get("dl:allocator:torch") == b"w1"
+    queue = generation_queue("torch", "a")
+    tag = die_holding(redis_server.url, queue)
+    assert client.llen(queue) == 0 and client.hexists("unacked", tag)
+    client.zadd("unacked_index", {tag: time.time() - 3600}, xx=True)  # it died an hour ago
+
+    sent = sent_by(client, other.tick)
+    assert sent and not [c for c in sent if "unacked" in c], sent
+    assert client.llen(queue) == 0
+
+    holder.tick()
+    assert client.llen(queue) == 1
+    assert not client.hexists("unacked", tag) and client.zscore("unacked_index", tag) is None
+    holder.stop(), other.stop()
+
+
+def sent_by(client, call) -> list[str]:
+    """The commands sent to Redis by ``call()`` (MONITOR; not a script's own, nor a new connection's handshake)."""
+    with client.monitor() as feed:
+        call()
+        client.ping()  # the last command watched
+        sent = []
+        while (command := feed.next_command())["command"] != "PING":
+            if command["client_type"] != "lua" and not command["command"].startswith("HELLO"):
+                sent.append(command["command"])
+    return sent
+
+
+def test_a_steady_tick_is_one_read_of_the_summary_and_redis_clock_is_read_once_a_minute(client, registry):
+    holder, other = router(client, registry, "w1"), router(client, registry, "w2")
+    holder.tick(), other.tick()
+    assert sent_by(client, other.tick) == ["GET dl:summary:torch"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(other._clock, "_every", 0.0)  # as when a minute has passed
+        assert sent_by(client, other.tick) == ["GET dl:summary:torch", "TIME"]
+
+
+def test_the_heartbeat_renews_the_routers_entry_busy_or_idle_in_its_own_write(client, registry):
+    running = []  # the worker's job, when it has one
+    settings = dataclasses.replace(Settings.from_env(), router_min_dwell=0.0)
+    holder = router(client, registry, "w0")  # the allocator: its ticks read the fleet
+    worker = Router(client, registry, "torch", "w1", settings, busy=lambda: bool(running))
+    holder.tick(), worker.tick()
+    worker.beat("dl:worker:w1", {"name": "w1", "state": "idle"}, 10)
+    assert worker.serving == "b" and worker._table.counts() == ({"a": 1, "b": 1}, {"a": 1, "b": 1})
+
+    running.append("a job")
+    sent = sent_by(client, lambda: worker.beat("dl:worker:w1", {"name": "w1", "state": "busy"}, 10))
+    assert [c.split()[0] for c in sent] == ["EVALSHA"]
+    assert worker._table.counts() == ({"a": 1, "b": 1}, {"a": 1})
+    assert client.hget("dl:worker:w1", "state") == b"busy" and client.ttl("dl:worker:w1") > 0
+    assert sent_by(client, worker.tick) == ["GET dl:summary:torch"]  # the flip is written: the tick writes nothing
+
+    worker.stop()
+    worker.beat("dl:worker:w1", {"name": "w1", "state": "busy"}, 10)  # a last beat as the worker stops
+    assert client.hget("dl:worker:w1", "name") == b"w1"
+    assert worker._table.counts() == ({"a": 1}, {"a": 1}) and not client.hexists("dl:serving:torch", "w1")
