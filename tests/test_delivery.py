@@ -48,7 +48,7 @@ def test_worker_killed_mid_job_completes_once_elsewhere(make_stack):
     assert stored["attempts"] == 2
     assert stored["completions"] == 1
     assert stored["worker"] != running["worker"]
-    assert log_count([second], f"job {job['id']}: succeeded") == 1
+    assert log_count([second], f"job {job['id']}: ended succeeded") == 1
 
 
 def test_job_longer_than_visibility_timeout_is_delivered_once(make_stack):
