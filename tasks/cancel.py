@@ -14,6 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 
+import redis
+
 from jobs.records import STEP_CANCELED, JobRecords
 from tasks.lease import Lease
 
@@ -33,7 +35,10 @@ def step_reporter(
     clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[int, int], None]:
     """A progress callback that records ``unit`` i of n (the first and the last, and between them one
-    at most every PROGRESS_EVERY seconds) and raises JobCanceled once a cancel is requested."""
+    at most every PROGRESS_EVERY seconds) and raises JobCanceled once a cancel is requested.
+
+    A write that finds Redis unreachable is skipped, not raised: progress is best effort, and the
+    job goes on under its lease (a Redis restart keeps the lease; the terminal write needs Redis)."""
     written = -PROGRESS_EVERY
 
     def on_step(done: int, total: int) -> None:
@@ -41,8 +46,13 @@ def step_reporter(
         now = clock()
         if done < total and now - written < PROGRESS_EVERY:
             return
+        try:
+            answer = records.progress(job_id, token, done, total)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("job %s: %s %d of %d not recorded, Redis did not answer: %s", job_id, unit, done, total, exc)
+            return
         written = now
-        if records.progress(job_id, token, done, total) == STEP_CANCELED:
+        if answer == STEP_CANCELED:
             raise JobCanceled(f"canceled on request after {unit} {done} of {total}")
 
     return on_step

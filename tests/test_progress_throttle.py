@@ -8,6 +8,7 @@ import pytest
 
 from jobs.records import CLAIMED, JobRecords
 from tasks.cancel import PROGRESS_EVERY, JobCanceled, step_reporter
+from tests.processes import start_redis
 
 
 class Clock:
@@ -75,3 +76,23 @@ def test_a_cancel_is_heard_within_the_interval_between_writes(client):
     with pytest.raises(JobCanceled, match="after step 4 of 25"):
         clock.now += every
         report(4, 25)  # PROGRESS_EVERY after the last write: written, and the cancel heard
+
+
+def test_a_progress_write_without_redis_is_skipped_and_the_next_one_made(tmp_path):
+    """Redis down for a step (a restart, its data kept): the job goes on, and the step after it is written."""
+    server = start_redis(tmp_path / "redis", aof=True)
+    try:
+        records = JobRecords(server.client(), ttl=60)
+        job_id = running_job(records)
+        clock = Clock()
+        report = step_reporter(records, job_id, "token", clock=clock)
+        report(1, 3)
+        server.stop()
+        clock.now += PROGRESS_EVERY
+        report(2, 3)  # raised ConnectionError before, and the worker failed the job
+        server.start()
+        clock.now += PROGRESS_EVERY * 0.1
+        report(3, 3)
+        assert records.get(job_id)["progress"] == {"step": 3, "total": 3}
+    finally:
+        server.stop()
