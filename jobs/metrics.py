@@ -42,6 +42,7 @@ def _lua_buckets() -> str:
 LUA_COUNT_END = (
     f"""
 local BUCKETS = {_lua_buckets()}
+local INF = '{INF}'
 """
     + """
 local function epoch(iso)
@@ -59,7 +60,7 @@ end
 
 local function observe(metrics, name, label, seconds)
   local base = 'h|' .. name .. '|' .. label .. '|'
-  local bucket = '+Inf'
+  local bucket = INF
   for _, b in ipairs(BUCKETS) do
     if seconds <= b[1] then bucket = b[2] break end
   end
