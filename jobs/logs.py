@@ -47,6 +47,17 @@ def formatter() -> logging.Formatter:
     return JsonFormatter() if log_format() == "json" else logging.Formatter(TEXT_FORMAT)
 
 
+# Celery's own line when a task arrives and when it succeeds: the job's transition lines say both, with
+# its id and mode, so a job logs three lines, not five (and a worker formats two fewer a job).
+CELERY_TASK_LINES = ("celery.worker.strategy", "celery.app.trace")
+
+
+def quiet_celery_task_lines() -> None:
+    """Keep Celery's per-task lines at WARNING: its warnings and errors about a task still show."""
+    for name in CELERY_TASK_LINES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(level: int = logging.INFO) -> None:
     """Log to stderr at ``level`` in the LOG_FORMAT format (once per process; later calls do nothing)."""
     root = logging.getLogger()

@@ -49,6 +49,7 @@ def _stop_pool_process(**_) -> None:
 
 def main(argv: list[str]) -> None:
     logs.configure()
+    logs.quiet_celery_task_lines()
     sr = SuperResSettings.from_env()
     if not sr.enabled:
         raise SystemExit("superres worker not started: SR_ENABLED=0")

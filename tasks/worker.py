@@ -90,6 +90,7 @@ def pool_options(backend: object) -> list[str]:
 
 def main(argv: list[str]) -> None:
     logs.configure()
+    logs.quiet_celery_task_lines()
     settings = Settings.from_env()
     check_redis(settings.redis_url)
     runner = get_runner()

@@ -1,5 +1,6 @@
 """LOG_FORMAT=json: API (its access log too) and worker lines about a job are JSON objects carrying its id,
-and each of the job's transitions (queued, running, ended) is one line.  Real processes."""
+and each of the job's transitions (queued, running, ended) is one line, with no line of Celery's own
+beside them.  Real processes."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def test_json_logs_give_one_line_per_job_transition_with_id_mode_worker_and_dura
     assert f"mode=demo worker={ran_on}" in ended["message"]
     for figure in ("queue_wait=", "run=", "end_to_end="):
         assert figure in ended["message"]
+    # Celery's own "received" and "succeeded" lines would say the same twice more.
+    assert not [line for line in worker_lines if line["logger"].startswith("celery")], worker_lines
 
 
 def _access_lines(process) -> list[str]:
