@@ -3,7 +3,10 @@
 Each term is the project's own code run against a Redis filled like N workers x M modes
 (every worker's serving entry and heartbeat, every mode's waiting set and queue), its
 cost read from Redis' own CPU counters (INFO cpu, less the server's idle cron):
-- router tick: ``Router.tick`` of a router that does not hold the allocator lease;
+- router tick: ``Router.tick`` of a router that does not hold the allocator lease, as
+  many a second as the router's own ``TickSchedule`` makes (every ROUTER_INTERVAL while
+  idle, every tenth of ROUTER_STARVATION while a job runs, once as a job ends), stepped
+  as ``Router._loop`` steps it over a worker busy ``--busy-share`` of its time;
 - allocator: the holder's extra work per tick (``Allocator.allocate``), once per backend,
   and its scan of kombu's unacked index every RESTORE_EVERY seconds (tasks/restore.py);
 - heartbeat ``Heartbeat.beat``, written by the router with its own entry (``Router.beat``),
@@ -15,7 +18,8 @@ cost read from Redis' own CPU counters (INFO cpu, less the server's idle cron):
   Redis' own MONITOR of the idle stack, each command counted for the connection that sent
   it (a script's inner commands for its caller's); a connection that names one of our keys
   (``dl:``) is ours, every other one Celery's.
-A busy fleet runs a job every ``--job-every`` seconds per worker with ``--steps`` steps;
+A busy fleet runs a job every ``--job-every`` seconds per worker with ``--steps`` steps
+(spread over all of it: by default a job runs until the next one starts);
 progress writes are throttled to one every PROGRESS_EVERY seconds (tasks/cancel.py)
 plus the last.  The model: N x (per-worker terms) + the allocator, in µs of Redis CPU a
 second; its last line is the fleet that keeps one Redis core 50 % busy.
@@ -64,7 +68,7 @@ from tasks.heartbeat import INTERVAL as HEARTBEAT_EVERY
 from tasks.heartbeat import Heartbeat
 from tasks.lease import Lease
 from tasks.restore import CLIENT_NAME, RESTORE_EVERY, Restorer
-from tasks.router import Router
+from tasks.router import BUSY_SHARE, POLL, Router, TickSchedule
 from tests.processes import Stack, stack_env, start_redis
 from workers.noop import NoopBackend
 
@@ -144,6 +148,19 @@ def stub_runner(client: redis.Redis) -> SimpleNamespace:
     return SimpleNamespace(redis=client, backend=NoopBackend(), current_job="a-job-id", switches=3)
 
 
+def ticks_a_second(job_every: float, busy_share: float, starvation: float, seconds: float = 600.0) -> float:
+    """A router's ticks a second (the allocator's aside) by its TickSchedule, looked at every POLL seconds as
+    Router._loop does, for a worker that runs a job for ``busy_share`` of every ``job_every`` seconds."""
+    schedule = TickSchedule(INTERVAL, BUSY_SHARE * starvation)
+    ticks = 0
+    for look in range(int(seconds / POLL)):
+        now = look * POLL
+        if schedule.due(now, now % job_every < busy_share * job_every):
+            schedule.ticked(now)
+            ticks += 1
+    return ticks / seconds
+
+
 def progress_writes(steps: int, every: float) -> int:
     """How many of ``steps`` steps ``every`` seconds apart tasks/cancel.py's throttle writes."""
     writes, written = 0, -math.inf
@@ -165,13 +182,15 @@ class Terms:
     lease: float
     progress: float
 
-    def per_second(self, job: float, idle_worker: float, scan: float, job_every: float, steps: int) -> dict[str, float]:
+    def per_second(
+        self, job: float, idle_worker: float, scan: float, job_every: float, steps: int, ticks: float
+    ) -> dict[str, float]:
         """The fleet's µs of Redis CPU a second, per term; ``scan``: one scan of kombu's unacked index,
-        which the allocator runs every RESTORE_EVERY seconds."""
+        which the allocator runs every RESTORE_EVERY seconds; ``ticks``: a worker's router ticks a second."""
         writes = progress_writes(steps, job_every / steps)
         n = self.workers
         return {
-            "router ticks": n * self.tick / INTERVAL,
+            "router ticks": n * self.tick * ticks,
             "allocator": self.allocator / INTERVAL + scan / RESTORE_EVERY,
             # Every HEARTBEAT_EVERY seconds, and at once when a job starts or ends (tasks/heartbeat.py):
             # two beats a job that each restart the wait, one more a job on average.  Each renews the
@@ -360,6 +379,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,3000,10000")
     parser.add_argument("--job-every", type=float, default=5.0, help="seconds between a busy worker's jobs")
     parser.add_argument("--steps", type=int, default=25, help="steps (progress reports) a job")
+    parser.add_argument(
+        "--busy-share", type=float, default=1.0, help="share of --job-every a job runs (its steps span all of it)"
+    )
     parser.add_argument("--jobs", type=int, default=300, help="no-op jobs through the real API and worker")
     parser.add_argument("--sanity", type=int, default=60, help="router loops in the sanity run (0: none)")
     parser.add_argument("--router-from", help="measure the router tick of tasks/router.py at this git revision")
@@ -369,8 +391,8 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-controlplane-"))
     print(
         f"command: python -m bench.controlplane --modes {args.modes} --sizes {args.sizes} "
-        f"--job-every {args.job_every:g} --steps {args.steps} --jobs {args.jobs} --sanity {args.sanity}"
-        + (f" --router-from {args.router_from}" if args.router_from else "")
+        f"--job-every {args.job_every:g} --steps {args.steps} --busy-share {args.busy_share:g} --jobs {args.jobs} "
+        f"--sanity {args.sanity}" + (f" --router-from {args.router_from}" if args.router_from else "")
     )
     job, idle_commands = measure_job_and_idle_worker(folder, args.jobs)
     server = start_redis(folder / "redis")
@@ -405,10 +427,14 @@ def main() -> None:
                 f"{t.workers:>7} | {t.tick:7.1f} | {t.entry:12.1f} | {t.allocator:12.0f} | {t.heartbeat:12.1f} | "
                 f"{t.lease:8.1f} | {t.progress:11.1f}"
             )
-        print(f"busy fleet: a job every {args.job_every:g} s per worker, {args.steps} steps; µs of Redis CPU a second")
+        ticks = ticks_a_second(args.job_every, args.busy_share, Settings.from_env().router_starvation)
+        print(
+            f"busy fleet: a job every {args.job_every:g} s per worker running {args.busy_share:.0%} of it, "
+            f"{args.steps} steps, {ticks:.2f} router ticks a second; µs of Redis CPU a second"
+        )
         rates = []
         for t in terms:
-            parts = t.per_second(job, idle_worker, scan, args.job_every, args.steps)
+            parts = t.per_second(job, idle_worker, scan, args.job_every, args.steps, ticks)
             total = sum(parts.values())
             rates.append((t.workers, total / t.workers))
             shown = ", ".join(f"{k} {v:,.0f}" for k, v in parts.items())

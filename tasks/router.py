@@ -1,6 +1,8 @@
 """A worker's mode-affinity router: it consumes the queue of one mode and moves as the policy says.
 
-Every ``ROUTER_INTERVAL`` seconds the router reads the backend's summary (each mode's
+Every ``ROUTER_INTERVAL`` seconds (while its worker runs a job, every tenth of
+``ROUTER_STARVATION`` and once when the job ends: TickSchedule) the router reads the
+backend's summary (each mode's
 backlog, published by the backend's elected allocator, tasks/allocator.py) and the live
 number of servers per mode (tasks/serving.py), asks tasks/router_policy.py, and moves
 the worker's Celery consumer when the policy says so. The policy allocates by demand
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +46,8 @@ MISSING_RECHECK = 10.0
 log = logging.getLogger(__name__)
 LEASE_MS = 10_000  # a dead worker stops counting as a server after this long (as its heartbeat)
 CLOCK_EVERY = 60.0  # seconds between readings of Redis' clock (TIME) by a router
+BUSY_SHARE = 0.1  # a busy worker's router ticks every this share of ROUTER_STARVATION (at least every interval)
+POLL = 0.05  # seconds between the loop's looks at whether the worker's job ended (no Redis)
 
 
 class ServerClock:
@@ -67,6 +72,33 @@ class ServerClock:
     def now(self) -> float:
         redis_seconds, monotonic = self._read_at
         return redis_seconds + time.monotonic() - monotonic
+
+
+class TickSchedule:
+    """When a router ticks: every ``interval`` while its worker is idle or the router allocates, every
+    ``busy_every`` while its worker runs a job, and at once when the job ends.
+
+    A worker running a job moves only after the job (Celery's consumer changes, the job does not), so
+    the ticks of a busy worker decide nothing sooner than the tick at the job's end would, except a
+    starving mode pulling it off a busy queue (it goes on to its next job without an idle moment):
+    those are bounded by ``busy_every``, a tenth of the starvation bound.  The allocator keeps ticking:
+    its lease and the fleet's summary live on its ticks.  Pure (the clock is given), so the control-plane
+    bench counts a busy fleet's ticks with the same code."""
+
+    def __init__(self, interval: float, busy_every: float) -> None:
+        self._interval = interval
+        self._busy_every = max(interval, busy_every)
+        self._last = -math.inf
+        self._was_busy = False
+
+    def due(self, now: float, busy: bool, allocating: bool = False) -> bool:
+        """Whether to tick now; call it at every look (it notices the job's end), then ``ticked`` after a tick."""
+        ended, self._was_busy = self._was_busy and not busy, busy
+        every = self._busy_every if busy and not allocating else self._interval
+        return ended or now - self._last >= every
+
+    def ticked(self, now: float) -> None:
+        self._last = now
 
 
 class Router:
@@ -98,6 +130,7 @@ class Router:
         self._busy = busy
         self._lease_ms = lease_ms
         self._interval = settings.router_interval
+        self._schedule = TickSchedule(self._interval, BUSY_SHARE * settings.router_starvation)
         self._pin_seconds = settings.router_pin
         self._policy = RouterPolicy(
             min_dwell=settings.router_min_dwell,
@@ -317,7 +350,11 @@ class Router:
         return time.monotonic() - self._unserved_since.setdefault(mode, time.monotonic())
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(min(self._interval, POLL)):
+            now = time.monotonic()
+            if not self._schedule.due(now, self._busy(), self._allocator.holding):
+                continue
+            self._schedule.ticked(now)
             try:
                 self.tick()
             except Exception as exc:

@@ -5,11 +5,14 @@ simulation (bench/router_sim.py) run the same decisions.  Loading a mode costs
 seconds to tens of seconds, so a worker stays on its mode while that mode has work,
 and moves only:
 
-- when its own queue is empty: to a waiting mode with no server, else (if its own
-  mode keeps an idle server, or has no other server) to one whose waiting jobs per
-  server outweigh a switch (more than ``switch_cost`` jobs each: the last of them
-  would wait longer than a load takes); among those, to the one under the most
-  pressure (waiting jobs and the age of the oldest, per server);
+- when its own queue is empty: to a waiting mode with no server, once its waiting work
+  would keep the worker busy through a dwell or its oldest job has waited a dwell (a
+  lone short job waits a moment for company rather than cost a load by itself); else
+  (if its own mode keeps an idle server, or has no other server) to one whose waiting
+  jobs beyond its idle servers (which take them at once) outweigh a switch per server
+  (more than ``switch_cost`` jobs each: the last of them would wait longer than a load
+  takes) and keep every server, the newcomer too, busy through a dwell; among those,
+  to the one under the most pressure (waiting jobs and the age of the oldest, per server);
 - when a mode's waiting work has had no server for ``starvation`` seconds (by the
   oldest job's age, or by how long the router has seen it so), even from a busy
   queue: this bounds every job's wait (no starvation);
@@ -133,7 +136,7 @@ class RouterPolicy:
         job (unknown: every server counts as idle).
         """
         if me.serving not in backlogs:
-            return self._first(me, backlogs, servers)
+            return self._first(me, backlogs, servers, idle)
         if me.pinned or me.dwell < self.min_dwell:
             return None
         starving = [m for m, b in backlogs.items() if b.starving(servers.get(m, 0), self.starvation)]
@@ -146,9 +149,11 @@ class RouterPolicy:
         idle_here = (servers if idle is None else idle).get(me.serving, 0)
         spare = idle_here > 1 or servers.get(me.serving, 0) <= 1
         if self.demand and any(self.busy(b) is not None for b in backlogs.values()):
-            unserved = self._most_underserved(me, backlogs, servers, spare=False)
-            return unserved if unserved is not None and spare else self._by_demand(me, backlogs, servers)
-        return self._most_underserved(me, backlogs, servers, spare)
+            unserved = self._most_underserved(me, backlogs, servers, idle, spare=False)
+            if unserved is not None and spare:
+                return unserved
+            return self._by_demand(me, backlogs, servers)
+        return self._most_underserved(me, backlogs, servers, idle, spare)
 
     def _by_demand(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
         """Leave a mode surely above its share for the one furthest surely below its share, waiting work first."""
@@ -165,15 +170,27 @@ class RouterPolicy:
         )
 
     def _most_underserved(
-        self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int], spare: bool = True
+        self,
+        me: WorkerView,
+        backlogs: Mapping[str, Backlog],
+        servers: Mapping[str, int],
+        idle: Mapping[str, int] | None = None,
+        spare: bool = True,
     ) -> str | None:
-        """``spare``: my mode can do without me, so I may join a mode that has servers too."""
+        """A mode whose waiting work is worth a move: unserved, or (``spare``: my mode can do without me)
+        served but with waiting jobs beyond its idle servers (they take them at once) that outweigh a
+        switch per server; either way work that keeps me busy through the dwell a move binds me to."""
+        idle = idle or {}
         candidates = [
             m
             for m, b in backlogs.items()
             if m != me.serving
             and b.waiting
-            and (not servers.get(m) or (spare and b.waiting > self.switch_cost * servers[m]))
+            and (
+                self._unserved_worth(b)
+                if not servers.get(m)
+                else spare and self._served_worth(b, servers[m], idle.get(m, 0))
+            )
         ]
         if not candidates:
             return None
@@ -183,12 +200,34 @@ class RouterPolicy:
             key=lambda m: (not servers.get(m), self.pressure(backlogs[m], servers.get(m, 0)), m in me.cached, m),
         )
 
-    def _first(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
+    def _unserved_worth(self, backlog: Backlog) -> bool:
+        """Waiting work with no server draws a worker once it fills the dwell a move binds it to, or its oldest
+        job has waited that long: a lone short job waits a moment for company (or for the worker's own next
+        job) rather than cost a load each (run time unknown: at once)."""
+        job_time = backlog.job_time or self.job_time
+        waited = max(backlog.oldest_wait, backlog.unserved_for)
+        return not job_time or backlog.waiting * job_time >= self.min_dwell or waited >= self.min_dwell
+
+    def _served_worth(self, backlog: Backlog, servers: int, idle: int) -> bool:
+        """A served mode draws one more worker when its waiting jobs beyond its idle servers outweigh a
+        switch per server and keep every server, the newcomer too, busy through a dwell."""
+        beyond = backlog.waiting - idle
+        job_time = backlog.job_time or self.job_time
+        dwell_filled = not job_time or beyond * job_time >= self.min_dwell * (servers + 1)
+        return beyond > self.switch_cost * servers and dwell_filled
+
+    def _first(
+        self,
+        me: WorkerView,
+        backlogs: Mapping[str, Backlog],
+        servers: Mapping[str, int],
+        idle: Mapping[str, int] | None = None,
+    ) -> str | None:
         """A worker without a mode (new, or its mode was removed) takes the most underserved one;
         with no work anywhere, the mode with the fewest servers, so idle workers spread out."""
         if not backlogs:
             return None
-        busy = self._most_underserved(me, backlogs, servers)
+        busy = self._most_underserved(me, backlogs, servers, idle)
         if busy is not None:
             return busy
         return min(backlogs, key=lambda m: (servers.get(m, 0), m not in me.cached, list(backlogs).index(m)))

@@ -145,3 +145,25 @@ def test_an_idle_api_and_idle_workers_cost_redis_a_bounded_rate_and_never_reload
     assert scans <= watched / RESTORE_EVERY + 1 + 2, f"{scans} scans of kombu's unacked index in {watched:g} s"
     brpops = sum(c[0] == "brpop" for c in commands)
     assert brpops <= 2 * BRPOPS_PER_WORKER, f"{brpops} BRPOPs of 2 idle workers in {watched:g} s"
+
+
+def entry_states(client) -> list[str]:
+    """Each router's entry's state (busy or idle), as the heartbeats last wrote them."""
+    return [v.decode().rsplit("|", 1)[1] for v in client.hgetall("dl:serving:torch").values()]
+
+
+def test_a_worker_running_a_job_reads_the_summary_a_tenth_of_the_starvation_bound_apart(make_stack, redis_server):
+    # ROUTER_STARVATION 20 s: a busy worker's router ticks every 2 s (10 intervals), the allocator's every interval.
+    stack = make_stack(WORKER_BACKEND="timed", TIMED_DECODE_SECONDS="120", ROUTER_STARVATION="20")
+    stack.start_worker(), stack.start_worker()
+    base = stack.start_api()
+    client = redis_server.client()
+    wait_for(lambda: len(serving_entries(client)) == 2, 60, "both workers serving a mode")
+    for mode in serving_entries(client).values():  # one job for each worker
+        submit(base, mode=mode, prompt="runs through the window watched")
+    wait_for(lambda: entry_states(client) == ["busy", "busy"], 60, "both workers running a job")
+
+    commands = monitor(redis_server.url, IDLE_TICKS * ROUTER_INTERVAL)
+    reads = sum(c[:2] == ["get", "dl:summary:torch"] for c in commands)
+    # The allocator's router ticks every interval (IDLE_TICKS reads), the other one about 5 times.
+    assert reads <= 1.25 * IDLE_TICKS, f"{reads} reads of the summary in {IDLE_TICKS} intervals by 2 busy workers"

@@ -19,7 +19,7 @@ from jobs.records import CLAIMED, JobRecords, Turn
 from modes.registry import ModesRegistry
 from tasks.celery_app import app
 from tasks.restore import Restorer
-from tasks.router import Router
+from tasks.router import Router, TickSchedule
 from tests.processes import wait_for
 
 
@@ -266,3 +266,21 @@ def test_the_heartbeat_renews_the_routers_entry_busy_or_idle_in_its_own_write(cl
     worker.beat("dl:worker:w1", {"name": "w1", "state": "busy"}, 10)  # a last beat as the worker stops
     assert client.hget("dl:worker:w1", "name") == b"w1"
     assert worker._table.counts() == ({"a": 1}, {"a": 1}) and not client.hexists("dl:serving:torch", "w1")
+
+
+def test_a_busy_worker_ticks_every_busy_interval_and_at_once_when_its_job_ends():
+    schedule = TickSchedule(interval=0.5, busy_every=3.0)
+    assert schedule.due(0.0, busy=False)
+    schedule.ticked(0.0)
+    assert not schedule.due(0.4, busy=False) and schedule.due(0.5, busy=False)
+    schedule.ticked(0.5)
+    assert not schedule.due(1.0, busy=True) and not schedule.due(3.4, busy=True), "a job runs: it cannot move yet"
+    assert schedule.due(3.5, busy=True), "... but a starving mode may pull it after this job"
+    schedule.ticked(3.5)
+    assert schedule.due(3.6, busy=False), "the job ended: decide at once"
+    schedule.ticked(3.6)
+    assert not schedule.due(3.7, busy=False)
+    assert schedule.due(4.2, busy=True, allocating=True), "the allocator ticks on: its lease and the summary"
+    fast = TickSchedule(interval=0.5, busy_every=0.1)  # a starvation bound shorter than ten intervals
+    fast.ticked(0.0)
+    assert not fast.due(0.4, busy=True) and fast.due(0.5, busy=True), "never more often than every interval"

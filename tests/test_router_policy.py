@@ -95,6 +95,15 @@ def test_an_idle_worker_joins_a_served_mode_only_if_its_own_keeps_an_idle_server
     assert POLICY.choose(me, {"a": EMPTY, "c": Backlog(1)}, {"a": 1}, idle={"a": 1}) == "c", "unserved: always"
 
 
+def test_jobs_an_idle_server_will_take_draw_no_second_worker():
+    # The worker that just moved to b for its job is idle there until it takes it: b needs nobody else.
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": EMPTY, "b": Backlog(2), "c": EMPTY}  # b: a job more than a switch (1) per server
+    assert POLICY.choose(me, backlogs, {"a": 1, "b": 1}, idle={"a": 1, "b": 1}) is None
+    assert POLICY.choose(me, backlogs, {"a": 1, "b": 1}, idle={"a": 1, "b": 0}) == "b"
+    assert POLICY.choose(me, {**backlogs, "b": Backlog(3)}, {"a": 1, "b": 1}, idle={"a": 1, "b": 1}) == "b"
+
+
 DEMAND = RouterPolicy(min_dwell=2.0, starvation=30.0, demand=True, job_time=10.0, staffing=1.0, leave_confidence=1.5)
 
 
@@ -147,3 +156,22 @@ def test_by_demand_an_unserved_waiting_mode_and_starvation_still_win():
     assert DEMAND.choose(me, backlogs, {"a": 3}) == "b"
     assert DEMAND.choose(me, {"a": counted(400), "b": Backlog(1)}, {"a": 1}) == "b", "a's only server may go"
     assert DEMAND.choose(me, {"a": counted(400), "b": Backlog(1)}, {"a": 3}, {"a": 1}) is None, "a keeps no idle one"
+
+
+def test_a_lone_short_job_with_no_server_waits_a_dwell_for_company():
+    # A job of 0.5 s against a 2 s dwell: moving for it alone costs a load per job, so the worker
+    # goes once the mode's waiting work fills the dwell, or its oldest job has waited a dwell.
+    me = WorkerView("a", dwell=100)
+    short = RouterPolicy(min_dwell=2.0, starvation=30.0, job_time=0.5)
+    assert short.choose(me, {"a": EMPTY, "b": Backlog(1, 1.9)}, {"a": 1}) is None
+    assert short.choose(me, {"a": EMPTY, "b": Backlog(1, 2.0)}, {"a": 1}) == "b"
+    assert short.choose(me, {"a": EMPTY, "b": Backlog(4, 0.1)}, {"a": 1}) == "b"
+    assert POLICY.choose(me, {"a": EMPTY, "b": Backlog(1)}, {"a": 1}) == "b", "run time unknown: at once"
+
+
+def test_a_served_mode_draws_a_worker_only_for_work_that_fills_a_dwell():
+    me = WorkerView("a", dwell=100)
+    short = RouterPolicy(min_dwell=2.0, starvation=30.0, switch_cost=0.2, job_time=0.5)
+    # b's 7 waiting jobs of 0.5 s keep b's server and a newcomer busy 1.75 s each: less than a dwell.
+    assert short.choose(me, {"a": EMPTY, "b": Backlog(7)}, {"a": 1, "b": 1}, {"a": 1, "b": 0}) is None
+    assert short.choose(me, {"a": EMPTY, "b": Backlog(8)}, {"a": 1, "b": 1}, {"a": 1, "b": 0}) == "b"
