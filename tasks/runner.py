@@ -58,6 +58,7 @@ class JobRunner:
         self.lease_ttl = lease_ttl
         self._running: list[str] = []  # several at once under the threads pool (rknn NUM_WORKERS)
         self._running_lock = threading.Lock()
+        self._deliveries = 0  # deliveries holding a pool thread: running a job, or waiting on another's lease
         self.switches = 0  # how often a job found another mode loaded: the router's cost
         self.on_switch_job: Callable[[str], None] | None = None  # told the mode a switch job loaded
         # Resolves a message's model and LoRA names on this host (modes/roots.py); None: paths used as given.
@@ -69,15 +70,16 @@ class JobRunner:
         """Run the turn that a delivery of ``job`` gives its mode: the mode's first waiting job
         (and compatible ones with it), ``job`` itself when it is first (tasks/turns.py)."""
         waiting = waiting_key(job.mode.backend, job.mode.name)
-        taken = until_redis_answers(
-            lambda first: self._take_turn(job, worker, delivery_tag, waiting, count=first),
-            job.job_id,
-            partial(hold_message, self.redis, delivery_tag),
-        )
-        if taken is None:
-            return "dropped"
-        lead, lease = taken
-        outcome = self._start(lead, lease, worker, waiting)
+        with self._delivery():
+            taken = until_redis_answers(
+                lambda first: self._take_turn(job, worker, delivery_tag, waiting, count=first),
+                job.job_id,
+                partial(hold_message, self.redis, delivery_tag),
+            )
+            if taken is None:
+                return "dropped"
+            lead, lease = taken
+            outcome = self._start(lead, lease, worker, waiting)
         return outcome if lead.job_id == job.job_id else f"ran job {lead.job_id}, first in its mode: {outcome}"
 
     def _take_turn(
@@ -174,9 +176,10 @@ class JobRunner:
 
         lease = Lease(self.redis, job.job_id, self.lease_ttl, delivery_tag)
         hold = partial(hold_message, self.redis, delivery_tag)
-        if not until_redis_answers(lambda _: self._acquire(job.job_id, worker, lease), job.job_id, hold):
-            return "dropped"
-        return self._run(job.job_id, f"custom handler {job.handler!r}", worker, lease, call)
+        with self._delivery():
+            if not until_redis_answers(lambda _: self._acquire(job.job_id, worker, lease), job.job_id, hold):
+                return "dropped"
+            return self._run(job.job_id, f"custom handler {job.handler!r}", worker, lease, call)
 
     def _acquire(self, job_id: str, worker: str, lease: Lease) -> bool:
         """Claim the delivered custom job, waiting while a live holder runs it; False when it needs no run."""
@@ -269,6 +272,24 @@ class JobRunner:
                 outcomes.append("succeeded" if ended else "superseded")
             log.info("job %s: batch of %d done in %.2fs", lead.job_id, len(members), seconds)
             return outcomes[0]  # the lead's: the delivery's task reports it
+
+    @property
+    def occupied(self) -> bool:
+        """Whether a delivery holds one of this worker's threads: running a job, or waiting for another
+        worker that holds its job's lease (which can last a lease's life). The router must not take
+        such a worker for idle: it would move it while the thread that would serve the move is blocked."""
+        with self._running_lock:
+            return self._deliveries > 0
+
+    @contextmanager
+    def _delivery(self) -> Iterator[None]:
+        with self._running_lock:
+            self._deliveries += 1
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._deliveries -= 1
 
     @property
     def current_job(self) -> str | None:

@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
         name,
         settings,
         cached=runner.backend.cached_modes,
-        busy=lambda: runner.current_job is not None,
+        busy=lambda: runner.occupied,
         roots=runner.roots,
         restorer=Restorer(),
     )
