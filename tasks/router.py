@@ -152,7 +152,7 @@ class Router:
         self._unserved_since: dict[str, float] = {}
         self._modes: list[str] | None = None
         self._modes_version = 0
-        self._written: tuple[str, str, float] = ("", "", 0.0)  # the entry last written: mode, state, when
+        self._written_at = 0.0  # time.monotonic() when this worker's entry was last written
         self._missing_version = -1
         self._missing_checked = 0.0  # time.monotonic() of the last look at the disk
         self.missing: dict[str, str] = {}  # mode -> why this host cannot run it
@@ -222,7 +222,7 @@ class Router:
             if target is None:
                 self._renew()
                 return None
-            self._written = (target, self._state(), time.monotonic())
+            self._written_at = time.monotonic()
             why = ", ".join(f"{m}: {b.waiting} waiting, oldest {b.oldest_wait:.1f}s" for m, b in backlogs.items())
             log.info("router: %s moves from %s to %s (%s)", self._name, self.serving, target, why)
             self._consume(target)
@@ -234,7 +234,7 @@ class Router:
             self._pinned_until = time.monotonic() + self._pin_seconds
             if mode != self.serving:
                 self._table.serve(self._name, mode, self._lease_ms, self._state(), ANY)
-                self._written = (mode, self._state(), time.monotonic())
+                self._written_at = time.monotonic()
                 log.info("router: %s pinned to %s by a switch job", self._name, mode)
                 self._consume(mode)
 
@@ -260,21 +260,19 @@ class Router:
     def _renew(self) -> None:
         """Write the entry when a third of its lease passed since it was last written: with the worker's
         heartbeat writing it (``beat``: every 3 s, and at once when a job starts or ends), never."""
-        if not self.serving or time.monotonic() - self._written[2] < self._lease_ms / 3000:
+        if not self.serving or time.monotonic() - self._written_at < self._lease_ms / 3000:
             return
-        state = self._state()
-        self._table.serve(self._name, self.serving, self._lease_ms, state)
-        self._written = (self.serving, state, time.monotonic())
+        self._table.serve(self._name, self.serving, self._lease_ms, self._state())
+        self._written_at = time.monotonic()
 
     def beat(self, key: str, fields: dict, ttl: int) -> None:
         """Write the worker's heartbeat (``fields`` into ``key``, kept ``ttl`` seconds) and renew this
         router's entry, busy or idle as the worker is now, in one script; after ``stop``, the heartbeat alone."""
         with self._lock:
             mode = "" if self._stop.is_set() or not self.serving else self.serving
-            state = self._state()
-            self._table.beat(self._name, mode, self._lease_ms, state, key, fields, ttl)
+            self._table.beat(self._name, mode, self._lease_ms, self._state(), key, fields, ttl)
             if mode:
-                self._written = (mode, state, time.monotonic())
+                self._written_at = time.monotonic()
 
     def _leave(self) -> None:
         """Stop serving a mode whose files this host lacks (its config changed under it)."""
