@@ -85,6 +85,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     store_serve: str = "proxy"
+    store_fsync: bool = False
     max_json_bytes: int = 24 * 1024 * 1024
     s3_presign_seconds: int = 300
     auth: str = "off"
@@ -120,6 +121,7 @@ class Settings:
             s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None,
             s3_region=os.environ.get("S3_REGION") or None,
             store_serve=_choice("STORE_SERVE", ("proxy", "redirect")),
+            store_fsync=_bool("STORE_FSYNC", False),
             s3_presign_seconds=_presign_seconds(),
             max_json_bytes=_int("MAX_JSON_BYTES", 24 * 1024 * 1024),
             auth=_choice("AUTH", ("off", "keys")),

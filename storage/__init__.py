@@ -10,15 +10,18 @@ from storage.local import LocalStore
 __all__ = ["ObjectNotFound", "ObjectStore", "LocalStore", "Presigning", "StoreError", "open_store"]
 
 
-def open_store(store_url: str, s3_endpoint_url: str | None = None, s3_region: str | None = None) -> ObjectStore:
-    """A store from ``file:///path``, a plain folder path or ``s3://bucket/prefix``.
+def open_store(
+    store_url: str, s3_endpoint_url: str | None = None, s3_region: str | None = None, fsync: bool = False
+) -> ObjectStore:
+    """A store from ``file:///path``, a plain folder path or ``s3://bucket/prefix``; ``fsync``: a local
+    store's writes reach the disk before they return (S3 stores are durable when they answer).
 
     An S3 store is checked on opening (the bucket exists, the credentials are accepted), so a
     misconfigured process stops at start-up with a message instead of failing its first job.
     """
     parsed = urlparse(store_url)
     if parsed.scheme in ("", "file"):
-        return LocalStore(parsed.path if parsed.scheme else store_url)
+        return LocalStore(parsed.path if parsed.scheme else store_url, fsync)
     if parsed.scheme == "s3":
         try:
             from storage.s3 import S3Store

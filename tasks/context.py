@@ -34,7 +34,9 @@ def get_runner() -> JobRunner:
             _runner = JobRunner(
                 client=client,
                 records=records,
-                store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
+                store=open_store(
+                    settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.store_fsync
+                ),
                 backend=backend,
                 lease_ttl=settings.lease_ttl,
                 turns=Turns(client, publisher(settings.router), batch_max, turn_gate()),

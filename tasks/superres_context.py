@@ -35,7 +35,9 @@ def get_superres_runner() -> SuperResRunner:
             _runner = SuperResRunner(
                 client=client,
                 records=JobRecords(client, settings.job_ttl),
-                store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region),
+                store=open_store(
+                    settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.store_fsync
+                ),
                 engine=load_engine(engine_config(sr)),
                 settings=sr,
                 lease_ttl=settings.lease_ttl,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +149,16 @@ def test_result_of_unfinished_job_is_409(api_stack):
     assert response.status_code == 409
     assert "queued" in response.json()["error"]["message"]
     redis.Redis.from_url(api_stack.env["REDIS_URL"]).delete("gen.rknn.npu", "dl:waiting:rknn:npu")
+
+
+def test_a_result_emptied_by_a_power_loss_is_410(api_stack):
+    """Without STORE_FSYNC a power loss can leave an unflushed image empty while its succeeded record survives."""
+    job = submit(api_stack.base, prompt="flushed too late", seed=3)
+    assert poll(api_stack.base, job["id"])["status"] == "succeeded"
+    (Path(api_stack.env["STORE_URL"]) / "jobs" / f"{job['id']}.png").write_bytes(b"")
+    response = requests.get(f"{api_stack.base}/api/jobs/{job['id']}/result", timeout=10)
+    assert response.status_code == 410
+    assert "no longer in the object store" in response.json()["error"]["message"]
 
 
 def test_status_modes_and_health(api_stack):
