@@ -38,6 +38,7 @@ MODES = ("portrait", "landscape", "anime")
 WEIGHTS = (0.5, 0.3, 0.2)
 STEPS = 4
 UTILIZATION = 0.8  # arrivals offered at this share of two workers' capacity without switches
+INTERVAL = 0.1  # seconds between idle routers' looks (ROUTER_INTERVAL), not scaled
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,17 @@ def trace(jobs: int, costs: Costs, scale: float, seed: int) -> list[Arrival]:
     return arrivals
 
 
+def router_settings(costs: Costs) -> dict[str, float]:
+    """The router's settings for a profile, in its unscaled seconds: a worker serves a mode at least
+    as long as loading it took (two jobs, at least), and a mode starves only after several loads'
+    worth of waiting."""
+    return {
+        "min_dwell": max(2 * costs.job, costs.load),
+        "starvation": 5 * costs.load + 10 * costs.job,
+        "switch_cost": costs.load / costs.job,
+    }
+
+
 def write_modes(folder: Path, modes: tuple[str, ...] = MODES) -> Path:
     """A modes file with ``modes`` on the tiny model (built if missing), which the timed backend only names."""
     if not TINY_MODEL.exists():
@@ -103,6 +115,7 @@ def write_modes(folder: Path, modes: tuple[str, ...] = MODES) -> Path:
 def run(router: str, arrivals: list[Arrival], costs: Costs, scale: float, workdir: Path) -> dict[str, float]:
     folder = workdir / router
     folder.mkdir()
+    settings = router_settings(costs)
     server = start_redis(folder / "redis")
     env = stack_env(
         server.url,
@@ -114,12 +127,10 @@ def run(router: str, arrivals: list[Arrival], costs: Costs, scale: float, workdi
         TIMED_LOAD_SECONDS=str(costs.load * scale),
         TIMED_STEP_SECONDS=str(costs.step * scale),
         TIMED_DECODE_SECONDS=str(costs.decode * scale),
-        # A worker serves a mode at least as long as loading it took, and a mode starves only
-        # after several loads' worth of waiting: the router's settings for this profile.
-        ROUTER_MIN_DWELL=str(max(2 * costs.job, costs.load) * scale),
-        ROUTER_STARVATION=str((5 * costs.load + 10 * costs.job) * scale),
-        ROUTER_INTERVAL="0.1",
-        ROUTER_SWITCH_COST=str(costs.load / costs.job),
+        ROUTER_MIN_DWELL=str(settings["min_dwell"] * scale),
+        ROUTER_STARVATION=str(settings["starvation"] * scale),
+        ROUTER_INTERVAL=str(INTERVAL),
+        ROUTER_SWITCH_COST=str(settings["switch_cost"]),
         BATCH_MAX="1",  # one job a pipeline call, as the earlier figures were taken
     )
     stack = Stack(env, folder)

@@ -66,6 +66,9 @@ class Fleet:
     seq: int = 0
     arrived: list[deque] = field(default_factory=list)  # arrival times within rate_window, per mode
     rate_window: float = RATE_WINDOW
+    job: float = JOB  # seconds a job runs
+    load: float = LOAD  # seconds a switch takes
+    interval: float = INTERVAL  # seconds between idle routers' looks
     _seen: tuple = ((None, None), {})
 
     def __post_init__(self) -> None:
@@ -113,7 +116,7 @@ class Fleet:
         worker = self.workers[w]
         self.waits.append(now - self.queues[worker.serving].popleft())
         worker.busy = True
-        self.schedule(now + JOB, "done", w)
+        self.schedule(now + self.job, "done", w)
 
     def move(self, w: int, mode: int, now: float) -> None:
         worker = self.workers[w]
@@ -122,7 +125,7 @@ class Fleet:
         self.servers[mode] += 1
         worker.serving, worker.since, worker.busy = mode, now, True
         self.switches += 1
-        self.schedule(now + LOAD, "loaded", w)
+        self.schedule(now + self.load, "loaded", w)
 
     def next_job(self, w: int, now: float) -> None:
         worker = self.workers[w]
@@ -176,7 +179,7 @@ class Fleet:
     def run(self, arrivals: list[tuple[float, int]]) -> float:
         for at, mode in arrivals:
             self.schedule(at, "arrive", mode)
-        self.schedule(INTERVAL, "tick", 0)
+        self.schedule(self.interval, "tick", 0)
         pending, now = len(arrivals), 0.0
         while pending or any(w.busy for w in self.workers):
             now, _, kind, data = heapq.heappop(self.events)
@@ -189,7 +192,7 @@ class Fleet:
                 self.next_job(data, now)
             else:
                 self.rebalance(now)
-                self.schedule(now + INTERVAL, "tick", 0)
+                self.schedule(now + self.interval, "tick", 0)
         return now
 
 
