@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +35,8 @@ class LocalStore:
         return self.root.joinpath(*parts)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        if not data:
+            raise ValueError(f"object {key!r} is empty: the store keeps no empty objects (they read as missing)")
         path = self._path(key)
         created = _make_folders(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -62,9 +65,10 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         try:
-            return self._path(key).stat().st_size > 0
+            info = self._path(key).stat()
         except FileNotFoundError:
             return False
+        return stat.S_ISREG(info.st_mode) and info.st_size > 0
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -98,6 +98,9 @@ def test_an_empty_file_reads_as_missing(tmp_path):
         store.get("inputs/a.png")
     store.put("inputs/a.png", b"an uploaded image", "image/png")  # an upload of the same content restores it
     assert store.get("inputs/a.png") == b"an uploaded image"
+    assert not store.exists("inputs")  # a folder is no object either
+    with pytest.raises(ValueError, match="empty"):
+        store.put("inputs/b.png", b"", "image/png")
 
 
 def test_store_fsync_is_read_from_the_environment(monkeypatch):
