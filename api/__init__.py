@@ -22,7 +22,7 @@ from jobs.producer import Producer
 from jobs.records import JobRecords
 from modes.registry import ModesRegistry
 from modes.watch import reload_on_sighup, watch_file
-from storage import open_store
+from storage import store_from
 from webhooks.policy import WebhookSettings
 
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         redis=client,
         records=JobRecords(client, settings.job_ttl),
-        store=open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.store_fsync),
+        store=store_from(settings),
         registry=registry,
         producer=make_producer(),
         keys=KeyStore(client),

@@ -37,6 +37,7 @@ TINY_MODEL = ROOT / ".cache" / "models" / "tiny-sd15"
 MODES = ("portrait", "landscape", "anime")
 WEIGHTS = (0.5, 0.3, 0.2)
 STEPS = 4
+JOBS = 200  # a trace's length by default
 UTILIZATION = 0.8  # arrivals offered at this share of two workers' capacity without switches
 INTERVAL = 0.1  # seconds between idle routers' looks (ROUTER_INTERVAL), not scaled
 
@@ -176,7 +177,7 @@ def stamp(iso: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu-sd15")
-    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=JOBS)
     parser.add_argument("--scale", type=float, default=0.01, help="time scale applied to the profile's costs")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()

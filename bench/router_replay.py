@@ -21,12 +21,10 @@ import heapq
 import statistics
 from dataclasses import dataclass
 
-from bench.router import INTERVAL, MODES, PROFILES, Costs, router_settings, trace
+from bench.router import INTERVAL, JOBS, MODES, PROFILES, Costs, router_settings, trace
 from bench.router_sim import Fleet, Worker
 from tasks.arrivals import WINDOW
 from tasks.router_policy import RouterPolicy
-
-JOBS = 200  # a trace's length, as bench/router.py runs it
 
 
 @dataclass(frozen=True)

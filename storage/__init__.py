@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from storage.base import ObjectNotFound, ObjectStore, Presigning, StoreError
 from storage.local import LocalStore
 
-__all__ = ["ObjectNotFound", "ObjectStore", "LocalStore", "Presigning", "StoreError", "open_store"]
+if TYPE_CHECKING:
+    from config import Settings
+
+__all__ = ["ObjectNotFound", "ObjectStore", "LocalStore", "Presigning", "StoreError", "open_store", "store_from"]
+
+
+def store_from(settings: Settings) -> ObjectStore:
+    """The store that STORE_URL, S3_ENDPOINT_URL, S3_REGION and STORE_FSYNC name: the API's and every worker's."""
+    return open_store(settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.store_fsync)
 
 
 def open_store(

@@ -11,7 +11,7 @@ from config import Settings
 from jobs.keys import GENERATE_TASK, SWITCH_TASK, mode_queue
 from jobs.messages import GenerateJob
 from jobs.records import JobRecords
-from storage import open_store
+from storage import store_from
 from tasks.celery_app import app
 from tasks.gate import turn_gate
 from tasks.runner import JobRunner
@@ -34,9 +34,7 @@ def get_runner() -> JobRunner:
             _runner = JobRunner(
                 client=client,
                 records=records,
-                store=open_store(
-                    settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.store_fsync
-                ),
+                store=store_from(settings),
                 backend=backend,
                 lease_ttl=settings.lease_ttl,
                 turns=Turns(client, publisher(settings.router), batch_max, turn_gate()),

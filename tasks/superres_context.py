@@ -8,7 +8,7 @@ import redis
 
 from config import Settings, SuperResSettings
 from jobs.records import JobRecords
-from storage import open_store
+from storage import store_from
 from tasks.superres_runner import SuperResRunner
 from workers.superres.engine import EngineConfig, default_threads, load_engine
 
@@ -35,9 +35,7 @@ def get_superres_runner() -> SuperResRunner:
             _runner = SuperResRunner(
                 client=client,
                 records=JobRecords(client, settings.job_ttl),
-                store=open_store(
-                    settings.store_url, settings.s3_endpoint_url, settings.s3_region, settings.store_fsync
-                ),
+                store=store_from(settings),
                 engine=load_engine(engine_config(sr)),
                 settings=sr,
                 lease_ttl=settings.lease_ttl,

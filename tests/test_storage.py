@@ -7,7 +7,7 @@ import os
 import pytest
 
 from config import Settings
-from storage import LocalStore, ObjectNotFound, open_store
+from storage import LocalStore, ObjectNotFound, open_store, store_from
 
 
 def test_put_get_exists_delete_url(tmp_path):
@@ -103,10 +103,13 @@ def test_an_empty_file_reads_as_missing(tmp_path):
         store.put("inputs/b.png", b"", "image/png")
 
 
-def test_store_fsync_is_read_from_the_environment(monkeypatch):
+def test_store_fsync_is_read_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("STORE_URL", str(tmp_path))
     assert not Settings.from_env().store_fsync
     monkeypatch.setenv("STORE_FSYNC", "1")
     assert Settings.from_env().store_fsync
+    store = store_from(Settings.from_env())  # what the API and the workers open
+    assert isinstance(store, LocalStore) and store.root == tmp_path and store.fsync
     monkeypatch.setenv("STORE_FSYNC", "always")
     with pytest.raises(SystemExit, match="STORE_FSYNC='always' is not a boolean"):
         Settings.from_env()
