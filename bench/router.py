@@ -9,7 +9,7 @@ router and the heartbeats are the real code, and switch counts are the workers' 
 Targets: switches <= 0.2x FIFO; makespan <= 0.6x where a load costs many jobs (gpu-sdxl),
 <= 1.0x where it costs a fifth of one (cpu-sd15).
 
-    python -m bench.router [--profile cpu-sd15|gpu-sdxl] [--jobs 200] [--scale 0.01] [--seed 7]
+    python -m bench.router [--profile cpu-sd15|gpu-sdxl] [--jobs 200] [--scale 0.01] [--seed 7] [--dwell-jobs 2]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ STEPS = 4
 JOBS = 200  # a trace's length by default
 UTILIZATION = 0.8  # arrivals offered at this share of two workers' capacity without switches
 INTERVAL = 0.1  # seconds between idle routers' looks (ROUTER_INTERVAL), not scaled
+DWELL_JOBS = 2.0  # ROUTER_MIN_DWELL in jobs' run time (at least a load)
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,12 @@ def trace(jobs: int, costs: Costs, scale: float, seed: int) -> list[Arrival]:
     return arrivals
 
 
-def router_settings(costs: Costs) -> dict[str, float]:
+def router_settings(costs: Costs, dwell_jobs: float = DWELL_JOBS) -> dict[str, float]:
     """The router's settings for a profile, in its unscaled seconds: a worker serves a mode at least
-    as long as loading it took (two jobs, at least), and a mode starves only after several loads'
-    worth of waiting."""
+    as long as loading it took (``dwell_jobs`` jobs, at least), and a mode starves only after several
+    loads' worth of waiting."""
     return {
-        "min_dwell": max(2 * costs.job, costs.load),
+        "min_dwell": max(dwell_jobs * costs.job, costs.load),
         "starvation": 5 * costs.load + 10 * costs.job,
         "switch_cost": costs.load / costs.job,
     }
@@ -113,10 +114,12 @@ def write_modes(folder: Path, modes: tuple[str, ...] = MODES) -> Path:
     return path
 
 
-def run(router: str, arrivals: list[Arrival], costs: Costs, scale: float, workdir: Path) -> dict[str, float]:
+def run(
+    router: str, arrivals: list[Arrival], costs: Costs, scale: float, workdir: Path, dwell_jobs: float = DWELL_JOBS
+) -> dict[str, float]:
     folder = workdir / router
     folder.mkdir()
-    settings = router_settings(costs)
+    settings = router_settings(costs, dwell_jobs)
     server = start_redis(folder / "redis")
     env = stack_env(
         server.url,
@@ -180,17 +183,22 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=JOBS)
     parser.add_argument("--scale", type=float, default=0.01, help="time scale applied to the profile's costs")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dwell-jobs", type=float, default=DWELL_JOBS, help="ROUTER_MIN_DWELL in jobs (>= a load)")
     args = parser.parse_args()
     costs = PROFILES[args.profile]
     arrivals = trace(args.jobs, costs, args.scale, args.seed)
     counts = {m: sum(a.mode == m for a in arrivals) for m in MODES}
-    options = f"--profile {args.profile} --jobs {args.jobs} --scale {args.scale} --seed {args.seed}"
+    options = (
+        f"--profile {args.profile} --jobs {args.jobs} --scale {args.scale} --seed {args.seed} "
+        f"--dwell-jobs {args.dwell_jobs:g}"
+    )
     print(f"command: python -m bench.router {options}")
     print(f"profile {args.profile}: load {costs.load} s, step {costs.step} s x {STEPS}, decode {costs.decode} s")
     print(f"  ({costs.source}); every cost x {args.scale} in this run (the timed backend sleeps them)")
     print(f"trace: {args.jobs} jobs {counts}, 2 workers, arrivals at {UTILIZATION:.0%} of their capacity")
     with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp:
-        results = {router: run(router, arrivals, costs, args.scale, Path(tmp)) for router in ("affinity", "fifo")}
+        folder = Path(tmp)
+        results = {r: run(r, arrivals, costs, args.scale, folder, args.dwell_jobs) for r in ("affinity", "fifo")}
     for router, r in results.items():
         print(
             f"{router:>8}: switches {r['switches']:4d}  makespan {r['makespan']:7.2f} s  "

@@ -21,7 +21,7 @@ import heapq
 import statistics
 from dataclasses import dataclass
 
-from bench.router import INTERVAL, JOBS, MODES, PROFILES, Costs, router_settings, trace
+from bench.router import DWELL_JOBS, INTERVAL, JOBS, MODES, PROFILES, Costs, router_settings, trace
 from bench.router_sim import Fleet, Worker
 from tasks.arrivals import WINDOW
 from tasks.router_policy import RouterPolicy
@@ -65,12 +65,9 @@ def affinity(arrivals: list[tuple[float, int]], costs: Costs, policy: RouterPoli
     return Outcome(fleet.switches + len(workers), end - arrivals[0][0])
 
 
-def policy_for(costs: Costs, dwell_jobs: float | None) -> RouterPolicy:
-    """bench/router.py's settings, with the dwell set to ``dwell_jobs`` jobs (at least a load) when given."""
-    settings = router_settings(costs)
-    if dwell_jobs is not None:
-        settings["min_dwell"] = max(dwell_jobs * costs.job, costs.load)
-    return RouterPolicy(demand=True, job_time=costs.job, **settings)
+def policy_for(costs: Costs, dwell_jobs: float = DWELL_JOBS) -> RouterPolicy:
+    """bench/router.py's settings, the dwell ``dwell_jobs`` jobs (at least a load)."""
+    return RouterPolicy(demand=True, job_time=costs.job, **router_settings(costs, dwell_jobs))
 
 
 def main() -> None:
@@ -79,7 +76,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=40)
     parser.add_argument("--first-seed", type=int, default=7, help="bench/router.py's own trace is seed 7")
     parser.add_argument("--scale", type=float, default=0.01, help="the live run's time scale (interval, rate window)")
-    parser.add_argument("--dwell-jobs", type=float, help="ROUTER_MIN_DWELL in jobs (default: bench/router.py's)")
+    parser.add_argument("--dwell-jobs", type=float, default=DWELL_JOBS, help="ROUTER_MIN_DWELL in jobs (>= a load)")
     args = parser.parse_args()
     costs = PROFILES[args.profile]
     policy = policy_for(costs, args.dwell_jobs)
@@ -91,8 +88,7 @@ def main() -> None:
         makespans.append(ours.makespan / theirs.makespan)
     print(
         f"command: python -m bench.router_replay --profile {args.profile} --traces {args.traces} "
-        f"--first-seed {args.first_seed} --scale {args.scale}"
-        + (f" --dwell-jobs {args.dwell_jobs:g}" if args.dwell_jobs is not None else "")
+        f"--first-seed {args.first_seed} --scale {args.scale} --dwell-jobs {args.dwell_jobs:g}"
     )
     print(f"policy: {policy}")
     print(f"trace seed {args.first_seed}: switches {switches[0]:.3f}x FIFO, makespan {makespans[0]:.3f}x FIFO")
