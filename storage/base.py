@@ -15,6 +15,10 @@ class StoreError(RuntimeError):
 
 
 class ObjectStore(Protocol):
+    """Bytes under keys.  No store keeps an empty object: ``put`` refuses one, and one found (a local
+    file a power loss emptied, an S3 object another tool wrote) reads as missing, so every store
+    answers a job's result alike."""
+
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     def get(self, key: str) -> bytes: ...
@@ -31,3 +35,9 @@ class Presigning(Protocol):
     """A store whose objects a client can fetch directly, by a URL that expires."""
 
     def presigned_url(self, key: str, expires: int) -> str: ...
+
+
+def refuse_empty(key: str, data: bytes) -> None:
+    """``put``'s first check in every store: an empty object would read as missing."""
+    if not data:
+        raise ValueError(f"object {key!r} is empty: the store keeps no empty objects (they read as missing)")

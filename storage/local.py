@@ -7,7 +7,7 @@ import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from storage.base import ObjectNotFound
+from storage.base import ObjectNotFound, refuse_empty
 
 
 class LocalStore:
@@ -35,8 +35,7 @@ class LocalStore:
         return self.root.joinpath(*parts)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        if not data:
-            raise ValueError(f"object {key!r} is empty: the store keeps no empty objects (they read as missing)")
+        refuse_empty(key, data)
         path = self._path(key)
         created = _make_folders(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from storage.base import ObjectNotFound, StoreError
+from storage.base import ObjectNotFound, StoreError, refuse_empty
 
 MISSING = {"NoSuchKey", "404", "NotFound"}
 REFUSED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
@@ -58,20 +58,24 @@ class S3Store:
             self.client.head_bucket(Bucket=self.bucket)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        refuse_empty(key, data)
         with self._errors():
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
     def get(self, key: str) -> bytes:
         with self._errors(key):
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            data = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        if not data:
+            raise ObjectNotFound(key)
+        return data
 
     def exists(self, key: str) -> bool:
         try:
             with self._errors(key):
-                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+                head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ObjectNotFound:
             return False
-        return True
+        return head["ContentLength"] > 0
 
     def delete(self, key: str) -> None:
         with self._errors():

@@ -102,3 +102,14 @@ def test_serving_settings_are_checked(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit, match=message):
         Settings.from_env()
+
+
+def test_no_empty_objects(s3_bucket, moto_server):
+    """As in the local store: an empty write is refused, and an empty object another tool wrote reads as missing."""
+    store = open_store(f"s3://{s3_bucket}", moto_server.url)
+    with pytest.raises(ValueError, match="empty"):
+        store.put("jobs/e.png", b"", "image/png")
+    moto_server.client().put_object(Bucket=s3_bucket, Key="jobs/e.png", Body=b"")
+    assert not store.exists("jobs/e.png")
+    with pytest.raises(ObjectNotFound):
+        store.get("jobs/e.png")
