@@ -10,7 +10,7 @@ from api.schemas import JobRequest
 from api.schemas.generation import parse_job_request
 from api.services import services
 from api.superres_fields import generation_options, sr_settings
-from api.waiting import wait_for_success
+from api.waiting import GONE, wait_for_success
 from api.webhook_fields import parse_webhook
 
 bp = Blueprint("legacy", __name__)
@@ -24,7 +24,7 @@ bp = Blueprint("legacy", __name__)
     errors={
         **SUBMIT_ERRORS,
         409: "The job was canceled while this request waited for it (`X-Job-Id`).",
-        410: "The job's record expired while waiting.",
+        410: GONE,
         500: "The job failed; the message says why (`X-Job-Id`).",
         504: "The job did not finish within `DEFAULT_TIMEOUT` (+ `SR_REQUEST_TIMEOUT` with superres); "
         "`Location` is the job to poll.",

@@ -20,7 +20,7 @@ from api.services import Services, services
 from api.superres_fields import require_enabled, sr_settings
 from api.uploads import check_image, read_upload
 from api.views import public_job
-from api.waiting import wait_for_success
+from api.waiting import GONE, wait_for_success
 from api.webhook_fields import Webhook, checked_webhook
 from config import SuperResSettings
 from jobs.images import ImageInfo
@@ -59,6 +59,7 @@ def submit_superres():
     errors={
         **UPLOAD_ERRORS,
         409: "The job was canceled while this request waited for it.",
+        410: GONE,
         500: "The job failed; the message says why.",
         504: "The job did not finish within `SR_REQUEST_TIMEOUT`; `Location` is the job to poll.",
     },

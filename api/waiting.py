@@ -10,6 +10,8 @@ from api.errors import ApiError
 from api.services import Services
 from jobs.records import CANCELED, SUCCEEDED, TERMINAL
 
+GONE = "The job's record expired while waiting (`JOB_TTL`), or the object store no longer has its image."
+
 
 def wait_for_success(svc: Services, job_id: str, timeout: float, setting: str) -> dict[str, Any]:
     """The succeeded record; 504 with ``Location`` after ``timeout`` s (named by ``setting``), 409 when
