@@ -63,9 +63,11 @@ def test_a_delivery_waiting_on_another_workers_lease_keeps_its_worker_occupied(r
     assert records.claim(job.job_id, "holder", "other-worker", 60, waiting, GENERATE) == CLAIMED
 
     outcome: list[str] = []
-    delivery = threading.Thread(target=lambda: outcome.append(runner.turn(job, "w", None)))
+    # A daemon: should an assertion below fail, the delivery still waiting must not keep pytest from exiting.
+    delivery = threading.Thread(target=lambda: outcome.append(runner.turn(job, "w", None)), daemon=True)
     delivery.start()
-    wait_for(lambda: records.get(job.job_id)["deliveries"] == 1, 30, "the delivery to read its turn")
+    # The record has no ``deliveries`` field until the delivery's first look counts it.
+    wait_for(lambda: records.get(job.job_id).get("deliveries") == 1, 30, "the delivery to read its turn")
     assert runner.occupied and runner.current_job is None  # waiting, not running it
     assert records.succeed(job.job_id, "holder", {"images": []})
     delivery.join(30)
