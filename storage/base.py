@@ -41,3 +41,10 @@ def refuse_empty(key: str, data: bytes) -> None:
     """``put``'s first check in every store: an empty object would read as missing."""
     if not data:
         raise ValueError(f"object {key!r} is empty: the store keeps no empty objects (they read as missing)")
+
+
+def nonempty(key: str, data: bytes) -> bytes:
+    """``get``'s last step in every store: ``data``, unless it is empty, which reads as missing."""
+    if not data:
+        raise ObjectNotFound(key)
+    return data

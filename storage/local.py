@@ -7,7 +7,7 @@ import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from storage.base import ObjectNotFound, refuse_empty
+from storage.base import ObjectNotFound, nonempty, refuse_empty
 
 
 class LocalStore:
@@ -58,9 +58,7 @@ class LocalStore:
             data = self._path(key).read_bytes()
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
-        if not data:
-            raise ObjectNotFound(key)
-        return data
+        return nonempty(key, data)
 
     def exists(self, key: str) -> bool:
         try:

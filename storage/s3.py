@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from storage.base import ObjectNotFound, StoreError, refuse_empty
+from storage.base import ObjectNotFound, StoreError, nonempty, refuse_empty
 
 MISSING = {"NoSuchKey", "404", "NotFound"}
 REFUSED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
@@ -65,9 +65,7 @@ class S3Store:
     def get(self, key: str) -> bytes:
         with self._errors(key):
             data = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        if not data:
-            raise ObjectNotFound(key)
-        return data
+        return nonempty(key, data)
 
     def exists(self, key: str) -> bool:
         try:
