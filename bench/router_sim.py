@@ -69,6 +69,7 @@ class Fleet:
     job: float = JOB  # seconds a job runs
     load: float = LOAD  # seconds a switch takes
     interval: float = INTERVAL  # seconds between idle routers' looks
+    last_arrival: float | None = None
     _seen: tuple = ((None, None), {})
 
     def __post_init__(self) -> None:
@@ -106,6 +107,10 @@ class Fleet:
             arrived.popleft()
         return len(arrived), min(now, self.rate_window)
 
+    def quiet(self, now: float) -> float:
+        """Seconds since the last arrival, as the allocator tells the routers (0 before the first)."""
+        return 0.0 if self.last_arrival is None else now - self.last_arrival
+
     def servers_map(self) -> dict[int, int]:
         return dict(enumerate(self.servers))
 
@@ -139,7 +144,8 @@ class Fleet:
     def done(self, w: int, now: float) -> None:
         worker = self.workers[w]
         view = WorkerView(worker.serving, dwell=now - worker.since)
-        target = self.policy.choose(view, self.backlogs(now), self.servers_map(), self._idle_after(worker.serving))
+        idle = self._idle_after(worker.serving)
+        target = self.policy.choose(view, self.backlogs(now), self.servers_map(), idle, self.quiet(now))
         if target is not None:
             self.move(w, target, now)
         else:
@@ -161,13 +167,15 @@ class Fleet:
                 if not ready:
                     continue
                 view = WorkerView(m, dwell=now - self.workers[ready[0]].since)
-                target = self.policy.choose(view, self.backlogs(now), self.servers_map(), self.idle_map())
+                backlogs, servers = self.backlogs(now), self.servers_map()
+                target = self.policy.choose(view, backlogs, servers, self.idle_map(), self.quiet(now))
                 if target is not None:
                     self.move(ready[0], target, now)
                     moved = True
                     break
 
     def arrive(self, mode: int, now: float) -> None:
+        self.last_arrival = now
         self.queues[mode].append(now)
         self.arrived[mode].append(now)
         if self.idle[mode]:

@@ -69,6 +69,7 @@ class Summary:
     modes: dict[str, ModeBacklog] = field(default_factory=dict)
     servers: dict[str, int] = field(default_factory=dict)
     idle: dict[str, int] = field(default_factory=dict)
+    last_arrival: float | None = None  # Redis time the backend last admitted a job, as far as its holder saw
 
     def to_json(self) -> str:
         modes = {m: [b.waiting, b.oldest, b.arrived, b.span, b.job_time] for m, b in self.modes.items()}
@@ -80,6 +81,7 @@ class Summary:
                 "modes": modes,
                 "servers": self.servers,
                 "idle": self.idle,
+                "last_arrival": self.last_arrival,
             }
         )
 
@@ -87,7 +89,13 @@ class Summary:
     def from_json(cls, raw: bytes | str) -> Summary:
         data = json.loads(raw)
         modes = {m: ModeBacklog(*row) for m, row in data["modes"].items()}
-        return cls(data["at"], data["holder"], data["version"], modes, data["servers"], data["idle"])
+        return cls(
+            data["at"], data["holder"], data["version"], modes, data["servers"], data["idle"], data.get("last_arrival")
+        )
+
+    def quiet(self, now: float) -> float:
+        """Seconds at Redis time ``now`` since the backend last admitted a job (0: not known)."""
+        return 0.0 if self.last_arrival is None else max(0.0, now - self.last_arrival)
 
     def backlog(self, mode: str, now: float, unserved_for: float = 0.0) -> Backlog:
         """``mode``'s backlog as the policy takes it, at Redis time ``now``; none when the summary lacks it."""
@@ -169,7 +177,7 @@ class Allocator:
         if dropped:
             log.info("allocator of %s: %s stopped serving (lease ran out)", self._backend, ", ".join(dropped))
         servers, idle = self._table.counts()
-        summary = Summary(now, self._name, version, backlogs, servers, idle)
+        summary = Summary(now, self._name, version, backlogs, servers, idle, self._arrivals.last_arrival)
         self._redis.set(summary_key(self._backend), summary.to_json(), px=10 * self._lease_ms)
         return summary
 

@@ -7,7 +7,9 @@ counter once per tick (one MGET) and keeps readings of the last ``window`` secon
 memory (one every ``window / KEPT`` seconds): a mode's arrivals are the difference
 between the newest reading and the oldest one kept, over the seconds between them.  A new allocator (a start, a
 fail-over) has counted for no time at all: its rates are then unknown, not zero, and the
-policy (tasks/router_policy.py) moves nobody on them until the span grows.
+policy (tasks/router_policy.py) moves nobody on them until the span grows.  The
+readings also tell when the backend last admitted a job (to a tick: the first reading
+whose counts rose), which the policy uses to see a batch end.
 """
 
 from __future__ import annotations
@@ -40,15 +42,22 @@ def job_times(modes: list[str], runs: list[bytes | None]) -> dict[str, float]:
 
 @dataclass
 class Arrivals:
-    """The readings of the last ``window`` seconds: (Redis time, mode -> count)."""
+    """The readings of the last ``window`` seconds: (Redis time, mode -> count); and ``last_arrival``, the
+    Redis time of the first reading that saw a count rise (before any: of the first reading, since when
+    nothing arrived as far as these readings know)."""
 
     window: float = WINDOW
     readings: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
+    last_arrival: float | None = None
+    _latest: dict[str, int] = field(default_factory=dict)
 
     def add(self, now: float, modes: list[str], counts: list[bytes | None]) -> dict[str, tuple[int, float]]:
         """Record the counts read at ``now``; per mode, the jobs admitted since the oldest reading kept and
         over how many seconds (0 arrivals over 0 seconds: not yet known)."""
         reading = {mode: int(count or 0) for mode, count in zip(modes, counts, strict=True)}
+        if self.last_arrival is None or any(count > self._latest.get(mode, count) for mode, count in reading.items()):
+            self.last_arrival = now
+        self._latest = reading
         if self.readings and any(count < self.readings[-1][1].get(mode, 0) for mode, count in reading.items()):
             self.readings.clear()  # the counters went back (Redis lost them): count afresh
         if not self.readings or now - self.readings[-1][0] >= self.window / KEPT:

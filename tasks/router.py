@@ -204,14 +204,14 @@ class Router:
     def tick(self) -> str | None:
         """Decide once; return the mode moved to, if any."""
         with self._lock:
-            modes, backlogs, servers, idle = self._view()
-            target = self._choose(modes, backlogs, servers, idle)
+            modes, backlogs, servers, idle, quiet = self._view()
+            target = self._choose(modes, backlogs, servers, idle, quiet)
             if target is not None and not self._table.serve(
                 self._name, target, self._lease_ms, self._state(), servers.get(target, 0)
             ):
                 # Another router took it since the summary was made: decide again on the live counts.
                 servers, idle = self._table.counts()
-                target = self._choose(modes, backlogs, servers, idle)
+                target = self._choose(modes, backlogs, servers, idle, quiet)
                 if target is not None and not self._table.serve(
                     self._name, target, self._lease_ms, self._state(), servers.get(target, 0)
                 ):
@@ -239,9 +239,14 @@ class Router:
                 self._consume(mode)
 
     def _choose(
-        self, modes: list[str], backlogs: dict[str, Backlog], servers: dict[str, int], idle: dict[str, int]
+        self,
+        modes: list[str],
+        backlogs: dict[str, Backlog],
+        servers: dict[str, int],
+        idle: dict[str, int],
+        quiet: float,
     ) -> str | None:
-        """The mode to move to, or None to stay."""
+        """The mode to move to, or None to stay (``quiet``: seconds since the backend last admitted a job)."""
         now = time.monotonic()
         modes = [m for m in modes if m not in self.missing]
         backlogs = {m: b for m, b in backlogs.items() if m not in self.missing}
@@ -251,7 +256,7 @@ class Router:
             pinned=now < self._pinned_until,
             cached=frozenset(self._cached()),
         )
-        target = self._policy.choose(me, backlogs, servers, idle)
+        target = self._policy.choose(me, backlogs, servers, idle, quiet)
         return None if target == self.serving else target
 
     def _state(self) -> str:
@@ -304,9 +309,10 @@ class Router:
 
     def _view(
         self, modes: list[str] | None = None
-    ) -> tuple[list[str], dict[str, Backlog], dict[str, int], dict[str, int]]:
-        """What a tick sees: this backend's modes, each one's backlog, its servers and how many of them
-        are idle; the summary is made here when this router holds the allocator lease or finds it stale.
+    ) -> tuple[list[str], dict[str, Backlog], dict[str, int], dict[str, int], float]:
+        """What a tick sees: this backend's modes, each one's backlog, its servers, how many of them are
+        idle, and the seconds since the backend last admitted a job; the summary is made here when this
+        router holds the allocator lease or finds it stale.
 
         The modes are re-read from the registry only when the summary was made from another
         config version (or this router allocates): a steady tick reads nothing but the summary.
@@ -320,7 +326,8 @@ class Router:
         if due:
             summary = self._allocator.allocate(modes, self._modes_version) or summary
         servers, idle = (summary.servers, summary.idle) if summary else ({}, {})
-        return modes, self._backlogs(modes, summary, now), servers, idle
+        quiet = summary.quiet(now) if summary else 0.0
+        return modes, self._backlogs(modes, summary, now), servers, idle, quiet
 
     def _backlogs(self, modes: list[str], summary: Summary | None, now: float) -> dict[str, Backlog]:
         """Each mode's backlog from the summary, with how long this router has seen it waiting unserved.
@@ -339,7 +346,7 @@ class Router:
 
     def _snapshot(self, modes: list[str]) -> tuple[dict[str, Backlog], dict[str, int], dict[str, int]]:
         """What a tick sees of ``modes``: each one's backlog, its servers and how many of them are idle."""
-        return self._view(modes)[1:]
+        return self._view(modes)[1:4]
 
     def _unserved_for(self, mode: str, unserved: bool) -> float:
         if not unserved:

@@ -32,6 +32,15 @@ start, a new allocator) its bounds are wide and workers stay where they are unti
 evidence says where they are needed.  A mode whose rate or job time is not known yet
 has no share: nobody leaves or joins it by demand.  A waiting mode with no server, and
 starvation, still come first; with no rate known at all the backlog rules above apply.
+
+When arrivals have stopped (the end of a batch: the backend has admitted nothing for
+``quiet_gaps`` mean gaps between its arrivals, and for at least a job's run time) the
+fleet drains what is left as fast as it can: no later arrival will repay a worker kept
+idle to save a load.  A worker whose queue is empty then takes a waiting mode with no
+server at once (no company is coming), or joins a served mode whose waiting jobs drain
+sooner with it, the load included.  A steady stream falls silent that long once in about
+e**quiet_gaps arrivals (about 400); the run-time floor keeps a busy fleet, whose gaps are
+milliseconds, from draining mid-stream.
 """
 
 from __future__ import annotations
@@ -88,6 +97,7 @@ class RouterPolicy:
     staffing: float = 1.5  # at most this many spare servers per square root of a mode's busy ones
     confidence: float = 2.0  # standard errors below its rate a mode must be short to draw a worker
     leave_confidence: float = 1.25  # ... and above its rate a mode must be over for a worker to leave it
+    quiet_gaps: float = 6.0  # mean gaps between the backend's arrivals without one that end a batch
 
     def busy(self, backlog: Backlog, confidence: float = 0.0) -> float | None:
         """Servers the mode keeps busy on average by its arrival rate (at a bound, with ``confidence``);
@@ -128,12 +138,14 @@ class RouterPolicy:
         backlogs: Mapping[str, Backlog],
         servers: Mapping[str, int],
         idle: Mapping[str, int] | None = None,
+        quiet: float = 0.0,
     ) -> str | None:
         """The mode ``me`` should serve next, or None to stay where it is.
 
         ``backlogs`` has every mode the worker may serve; ``servers`` counts the live
         workers serving each mode, ``me`` included, and ``idle`` those of them without a
-        job (unknown: every server counts as idle).
+        job (unknown: every server counts as idle); ``quiet`` is how many seconds the
+        backend has admitted no job (0: unknown).
         """
         if me.serving not in backlogs:
             return self._first(me, backlogs, servers, idle)
@@ -144,6 +156,8 @@ class RouterPolicy:
             return max(starving, key=lambda m: (backlogs[m].oldest_wait, m))
         if backlogs[me.serving].waiting:
             return None
+        if self.stopped(backlogs, quiet):
+            return self._drain(me, backlogs, servers, idle or {})
         # Leaving a mode that keeps an idle server, or that has no other server (its next
         # job then pulls a worker as any unserved work does), does not starve it.
         idle_here = (servers if idle is None else idle).get(me.serving, 0)
@@ -154,6 +168,31 @@ class RouterPolicy:
                 return unserved
             return self._by_demand(me, backlogs, servers)
         return self._most_underserved(me, backlogs, servers, idle, spare)
+
+    def stopped(self, backlogs: Mapping[str, Backlog], quiet: float) -> bool:
+        """Whether arrivals have stopped: ``quiet`` seconds without one is both ``quiet_gaps`` mean gaps of the
+        backend's counted arrival rate and at least a job's run time (unknown rate or run time: not stopped)."""
+        counted = [b for b in backlogs.values() if b.span > 0]
+        rate = sum(b.rate() for b in counted)
+        job_time = max((b.job_time or self.job_time for b in backlogs.values()), default=0.0)
+        return bool(counted) and rate > 0 and job_time > 0 and quiet >= max(self.quiet_gaps / rate, job_time)
+
+    def _drain(
+        self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int], idle: Mapping[str, int]
+    ) -> str | None:
+        """With arrivals stopped: a waiting mode with no server, else the served mode whose waiting jobs beyond
+        its idle servers drain soonest faster with me: ``b`` jobs on ``s`` servers take ``b / s`` jobs' time, and
+        ``switch_cost + b / (s + 1)`` with me, so I join where ``b > switch_cost * s * (s + 1)``."""
+        unserved = [m for m, b in backlogs.items() if m != me.serving and b.waiting and not servers.get(m)]
+        if unserved:
+            return max(unserved, key=lambda m: (self.pressure(backlogs[m], 0), m in me.cached, m))
+        gains = {}
+        for mode, backlog in backlogs.items():
+            count = servers.get(mode, 0)
+            beyond = backlog.waiting - idle.get(mode, 0)
+            if mode != me.serving and count and beyond > self.switch_cost * count * (count + 1):
+                gains[mode] = beyond / count
+        return max(gains, key=lambda m: (gains[m], m in me.cached, m)) if gains else None
 
     def _by_demand(self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int]) -> str | None:
         """Leave a mode surely above its share for the one furthest surely below its share, waiting work first."""

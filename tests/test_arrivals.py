@@ -21,5 +21,18 @@ def test_a_mode_new_to_the_readings_and_counters_that_went_back_start_afresh():
     assert arrivals.add(20.0, ["a", "b"], [b"2", b"3"]) == {"a": (0, 0.0), "b": (0, 0.0)}, "Redis lost them"
 
 
+def test_the_last_arrival_is_the_first_reading_whose_counts_rose():
+    arrivals = Arrivals(window=60.0)
+    arrivals.add(100.0, ["a", "b"], [b"5", None])
+    assert arrivals.last_arrival == 100.0, "nothing seen arrive yet: quiet since the first reading"
+    arrivals.add(110.0, ["a", "b"], [b"5", None])
+    assert arrivals.last_arrival == 100.0
+    arrivals.add(120.0, ["a", "b"], [b"5", b"1"])
+    arrivals.add(130.0, ["a", "b", "c"], [b"5", b"1", b"4"])
+    assert arrivals.last_arrival == 120.0, "a mode new to the readings is not an arrival"
+    arrivals.add(140.0, ["a", "b", "c"], [b"2", b"1", b"4"])
+    assert arrivals.last_arrival == 120.0, "counters that went back (Redis lost them) are not arrivals"
+
+
 def test_a_job_time_is_the_mean_run_time_measured():
     assert job_times(["a", "b"], [b"12.5", b"5", None, None]) == {"a": 2.5, "b": 0.0}

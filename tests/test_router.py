@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from config import Settings
-from jobs.keys import generation_queue, waiting_key
+from jobs.keys import arrivals_key, generation_queue, summary_key, waiting_key
 from jobs.records import CLAIMED, JobRecords, Turn
 from modes.registry import ModesRegistry
+from tasks.allocator import read_summary
 from tasks.celery_app import app
 from tasks.restore import Restorer
 from tasks.router import Router, TickSchedule
@@ -235,6 +236,22 @@ def sent_by(client, call) -> list[str]:
             if command["client_type"] != "lua" and not command["command"].startswith("HELLO"):
                 sent.append(command["command"])
     return sent
+
+
+def test_the_summary_tells_every_router_how_long_the_backend_has_admitted_nothing(client, registry):
+    allocating, other = router(client, registry, "w1"), router(client, registry, "w2")
+    allocating.tick()
+    first = read_summary(client.get(summary_key("torch"))).last_arrival
+    assert first is not None, "quiet since the holder's first reading"
+    time.sleep(0.3)
+    allocating.tick()
+    assert read_summary(client.get(summary_key("torch"))).last_arrival == first
+    assert other._view()[4] >= 0.3, "another router reads the silence off the summary"
+    client.incr(arrivals_key("torch", "b"))  # as the API's admission does
+    allocating.tick()
+    latest = read_summary(client.get(summary_key("torch")))
+    assert latest.last_arrival > first and latest.last_arrival == latest.at
+    assert other._view()[4] < 0.3
 
 
 def test_a_steady_tick_is_one_read_of_the_summary_and_redis_clock_is_read_once_a_minute(client, registry):

@@ -175,3 +175,46 @@ def test_a_served_mode_draws_a_worker_only_for_work_that_fills_a_dwell():
     # b's 7 waiting jobs of 0.5 s keep b's server and a newcomer busy 1.75 s each: less than a dwell.
     assert short.choose(me, {"a": EMPTY, "b": Backlog(7)}, {"a": 1, "b": 1}, {"a": 1, "b": 0}) is None
     assert short.choose(me, {"a": EMPTY, "b": Backlog(8)}, {"a": 1, "b": 1}, {"a": 1, "b": 0}) == "b"
+
+
+# A batch's end: 60 jobs over 600 s (a gap of 10 s on average) of 20 s each; 6 gaps = 60 s.
+BATCH = RouterPolicy(min_dwell=40.0, starvation=200.0, switch_cost=0.2, demand=True, job_time=20.0)
+
+
+def batch(waiting: int = 0, arrived: int = 30, oldest_wait: float = 0.0) -> Backlog:
+    return Backlog(waiting, oldest_wait, arrived=arrived, span=600.0)
+
+
+def test_when_arrivals_stop_an_idle_worker_joins_a_served_backlog():
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": batch(), "b": batch(waiting=3)}
+    servers, idle = {"a": 1, "b": 1}, {"a": 1, "b": 0}
+    assert BATCH.choose(me, backlogs, servers, idle, quiet=59.0) is None, "a stream's lull: stay loaded"
+    assert BATCH.choose(me, backlogs, servers, idle, quiet=60.0) == "b", "the batch ended: drain it"
+    assert BATCH.choose(me, {**backlogs, "a": batch(waiting=1)}, servers, idle, quiet=600.0) is None, "a has work"
+
+
+def test_when_arrivals_stop_a_lone_job_with_no_server_waits_for_no_company():
+    me = WorkerView("a", dwell=100)
+    backlogs = {"a": batch(), "b": batch(waiting=1, oldest_wait=1.0)}
+    assert BATCH.choose(me, backlogs, {"a": 1}, {"a": 1}, quiet=10.0) is None, "company may still come"
+    assert BATCH.choose(me, backlogs, {"a": 1}, {"a": 1}, quiet=60.0) == "b"
+
+
+def test_a_drained_backlog_draws_a_worker_only_where_it_ends_sooner_load_included():
+    # b jobs on s servers take b/s jobs' time, or a load (1 job here) + b/(s+1) with one more.
+    me = WorkerView("a", dwell=100)
+    costly = RouterPolicy(min_dwell=40.0, starvation=200.0, switch_cost=1.0, demand=True, job_time=20.0)
+    servers, idle = {"a": 1, "b": 2}, {"a": 1, "b": 0}
+    assert costly.choose(me, {"a": batch(), "b": batch(waiting=6)}, servers, idle, quiet=60.0) is None
+    assert costly.choose(me, {"a": batch(), "b": batch(waiting=7)}, servers, idle, quiet=60.0) == "b"
+
+
+def test_a_busy_stream_or_an_unknown_rate_never_reads_as_a_batch_end():
+    me = WorkerView("a", dwell=100)
+    servers, idle = {"a": 1, "b": 1}, {"a": 1, "b": 0}
+    fast = {"a": batch(arrived=60_000), "b": batch(waiting=3, arrived=60_000)}  # a gap of 5 ms
+    assert BATCH.choose(me, fast, servers, idle, quiet=19.0) is None, "shorter than a job: a lull"
+    assert BATCH.choose(me, fast, servers, idle, quiet=20.0) == "b"
+    unknown = {"a": Backlog(0), "b": Backlog(3)}
+    assert BATCH.choose(me, unknown, servers, idle, quiet=10_000.0) is None
