@@ -9,7 +9,7 @@ router and the heartbeats are the real code, and switch counts are the workers' 
 Targets: switches <= 0.2x FIFO; makespan <= 0.6x where a load costs many jobs (gpu-sdxl),
 <= 1.0x where it costs a fifth of one (cpu-sd15).
 
-    python -m bench.router [--profile cpu-sd15|gpu-sdxl] [--jobs 200] [--scale 0.01] [--seed 7] [--dwell-jobs 2]
+    python -m bench.router [--profile cpu-sd15|gpu-sdxl] [--jobs 200] [--scale 0.01] [--seed 7] [--dwell-jobs 3.5]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ STEPS = 4
 JOBS = 200  # a trace's length by default
 UTILIZATION = 0.8  # arrivals offered at this share of two workers' capacity without switches
 INTERVAL = 0.1  # seconds between idle routers' looks (ROUTER_INTERVAL), not scaled
-DWELL_JOBS = 2.0  # ROUTER_MIN_DWELL in jobs' run time (at least a load)
+DWELL_JOBS = 3.5  # ROUTER_MIN_DWELL in jobs' run time (at least a load)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ def write_modes(folder: Path, modes: tuple[str, ...] = MODES) -> Path:
         build_sd15(TINY_MODEL, size="tiny")
     path = folder / "modes.yaml"
     spec = {"model": TINY_MODEL.name, "default_size": "64x64", "default_steps": STEPS, "scheduler": "lcm"}
-    path.write_text(yaml.safe_dump({"model_root": str(TINY_MODEL.parent), "modes": dict.fromkeys(modes, spec)}))
+    config = {"model_root": str(TINY_MODEL.parent), "modes": dict.fromkeys(modes, spec)}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # in MODES order: idle workers spread in it
     return path
 
 

@@ -21,4 +21,4 @@ def test_the_policy_keeps_each_worker_on_its_mode_where_fifo_swaps_them():
 def test_the_dwell_is_set_in_jobs_and_never_below_a_load():
     assert policy_for(COSTS, 3).min_dwell == 30.0
     assert policy_for(COSTS, 0.05).min_dwell == COSTS.load
-    assert policy_for(COSTS).min_dwell == 20.0  # bench/router.py's two jobs
+    assert policy_for(COSTS).min_dwell == 35.0  # bench/router.py's three and a half jobs
