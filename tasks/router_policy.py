@@ -180,9 +180,10 @@ class RouterPolicy:
     def _drain(
         self, me: WorkerView, backlogs: Mapping[str, Backlog], servers: Mapping[str, int], idle: Mapping[str, int]
     ) -> str | None:
-        """With arrivals stopped: a waiting mode with no server, else the served mode whose waiting jobs beyond
-        its idle servers drain soonest faster with me: ``b`` jobs on ``s`` servers take ``b / s`` jobs' time, and
-        ``switch_cost + b / (s + 1)`` with me, so I join where ``b > switch_cost * s * (s + 1)``."""
+        """With arrivals stopped: a waiting mode with no server, else the served mode with the most waiting jobs
+        per server beyond its idle ones, where they finish sooner with me: ``b`` such jobs on ``s`` servers take
+        ``b / s`` jobs' time, and ``switch_cost + b / (s + 1)`` with me: I join where
+        ``b > switch_cost * s * (s + 1)``."""
         unserved = [m for m, b in backlogs.items() if m != me.serving and b.waiting and not servers.get(m)]
         if unserved:
             return max(unserved, key=lambda m: (self.pressure(backlogs[m], 0), m in me.cached, m))
