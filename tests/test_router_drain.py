@@ -5,20 +5,15 @@ one server, and a served backlog draws no one)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import yaml
 
+from bench.router import stamp
 from tests.client import poll, submit
 from tests.conftest import modes_data
 from tests.processes import Stack, wait_for
 from tests.test_router_e2e import records_of, serving
 
 BURST = 30  # jobs of 0.75 s on one mode: 22 s on one worker, against a silence of 6 gaps (6 x span / 32)
-
-
-def stamp(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
 
 
 def two_modes(tmp_path) -> str:
