@@ -34,7 +34,7 @@ has no share: nobody leaves or joins it by demand.  A waiting mode with no serve
 starvation, still come first; with no rate known at all the backlog rules above apply.
 
 When arrivals have stopped (the end of a batch: the backend has admitted nothing for
-``quiet_gaps`` mean gaps between its arrivals, and for at least a job's run time) the
+``quiet_gaps`` mean gaps between its arrivals, and for at least its longest job) the
 fleet drains what is left as fast as it can: no later arrival will repay a worker kept
 idle to save a load.  A worker whose queue is empty then takes a waiting mode with no
 server at once (no company is coming), or joins a served mode whose waiting jobs drain
@@ -171,7 +171,7 @@ class RouterPolicy:
 
     def stopped(self, backlogs: Mapping[str, Backlog], quiet: float) -> bool:
         """Whether arrivals have stopped: ``quiet`` seconds without one is both ``quiet_gaps`` mean gaps of the
-        backend's counted arrival rate and at least a job's run time (unknown rate or run time: not stopped)."""
+        backend's counted arrival rate and at least its modes' longest mean run time (unknown: not stopped)."""
         counted = [b for b in backlogs.values() if b.span > 0]
         rate = sum(b.rate() for b in counted)
         job_time = max((b.job_time or self.job_time for b in backlogs.values()), default=0.0)
