@@ -99,10 +99,14 @@ class RouterPolicy:
     leave_confidence: float = 1.25  # ... and above its rate a mode must be over for a worker to leave it
     quiet_gaps: float = 6.0  # mean gaps between the backend's arrivals without one that end a batch
 
+    def run_time(self, backlog: Backlog) -> float:
+        """Seconds a job of the mode runs: measured, else the policy's ``job_time`` (0: unknown)."""
+        return backlog.job_time or self.job_time
+
     def busy(self, backlog: Backlog, confidence: float = 0.0) -> float | None:
         """Servers the mode keeps busy on average by its arrival rate (at a bound, with ``confidence``);
         None when its rate or its jobs' run time is not known yet."""
-        job_time = backlog.job_time or self.job_time
+        job_time = self.run_time(backlog)
         if backlog.span <= 0 or not job_time:
             return None
         return backlog.rate(confidence) * job_time
@@ -174,7 +178,7 @@ class RouterPolicy:
         backend's counted arrival rate and at least its modes' longest mean run time (unknown: not stopped)."""
         counted = [b for b in backlogs.values() if b.span > 0]
         rate = sum(b.rate() for b in counted)
-        job_time = max((b.job_time or self.job_time for b in backlogs.values()), default=0.0)
+        job_time = max((self.run_time(b) for b in backlogs.values()), default=0.0)
         return bool(counted) and rate > 0 and job_time > 0 and quiet >= max(self.quiet_gaps / rate, job_time)
 
     def _drain(
@@ -244,7 +248,7 @@ class RouterPolicy:
         """Waiting work with no server draws a worker once it fills the dwell a move binds it to, or its oldest
         job has waited that long: a lone short job waits a moment for company (or for the worker's own next
         job) rather than cost a load each (run time unknown: at once)."""
-        job_time = backlog.job_time or self.job_time
+        job_time = self.run_time(backlog)
         waited = max(backlog.oldest_wait, backlog.unserved_for)
         return not job_time or backlog.waiting * job_time >= self.min_dwell or waited >= self.min_dwell
 
@@ -252,7 +256,7 @@ class RouterPolicy:
         """A served mode draws one more worker when its waiting jobs beyond its idle servers outweigh a
         switch per server and keep every server, the newcomer too, busy through a dwell."""
         beyond = backlog.waiting - idle
-        job_time = backlog.job_time or self.job_time
+        job_time = self.run_time(backlog)
         dwell_filled = not job_time or beyond * job_time >= self.min_dwell * (servers + 1)
         return beyond > self.switch_cost * servers and dwell_filled
 
